@@ -1,0 +1,3 @@
+"""sealer: multi-architecture Kubernetes cluster images, built as OCI and delivered with Ansible."""
+
+__version__ = "0.1.0"

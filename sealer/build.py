@@ -1,0 +1,296 @@
+"""``sealer build``: a Kubefile and a context into one image per platform under one name."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sealer.context import copy_entries, normalize_dest
+from sealer.errors import BuildError, ImageNotFoundError, KubefileError, PlatformNotFoundError, UsageError
+from sealer.image import (
+    ImageConfig,
+    Layer,
+    PlatformImage,
+    get_image,
+    now_rfc3339,
+    read_image,
+    store_key,
+    write_index,
+    write_platform_image,
+)
+from sealer.kubefile import (
+    ArgInstr,
+    CmdInstr,
+    CopyInstr,
+    EnvInstr,
+    FromInstr,
+    Kubefile,
+    LabelInstr,
+    RunInstr,
+    build_variables,
+    expand,
+    parse_file,
+)
+from sealer.layer import WHITEOUT_PREFIX, Entry, apply_layers, finalize, fingerprint, write_layer
+from sealer.platform import Platform
+from sealer.progress import Reporter, SilentReporter
+from sealer.reference import Reference
+from sealer.store import Store, atomic_write
+
+RUN_OUTPUT_TAIL = 2000
+
+
+@dataclass
+class BuildOptions:
+    kubefile: Path
+    context: Path
+    tag: Reference
+    platforms: list[Platform]
+    build_args: dict[str, str] = field(default_factory=dict)
+    no_cache: bool = False
+
+
+@dataclass
+class BuildResult:
+    name: str
+    images: list[PlatformImage]
+    layers_written: int = 0
+    layers_cached: int = 0
+
+
+class BuildCache:
+    """Maps a key (instruction, inputs' stat fingerprint or parent layers) to a stored layer."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.dir = store.cache / "build"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def get(self, key: str) -> tuple[str, int] | None:
+        try:
+            digest, size = (self.dir / key).read_text().split()
+        except (OSError, ValueError):
+            return None
+        return (digest, int(size)) if self.store.has_blob(digest) else None
+
+    def put(self, key: str, digest: str, size: int) -> None:
+        atomic_write(self.dir / key, f"{digest} {size}\n".encode(), tmp_dir=self.store.tmp)
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+class Builder:
+    def __init__(self, store: Store, reporter: Reporter | None = None) -> None:
+        self.store = store
+        self.reporter = reporter or SilentReporter()
+        self.cache = BuildCache(store)
+
+    def build(self, opts: BuildOptions) -> BuildResult:
+        kubefile = parse_file(str(opts.kubefile), opts.kubefile.name)
+        if not opts.context.is_dir():
+            raise UsageError(f"build context {opts.context} is not a directory")
+        if not opts.platforms:
+            raise UsageError("no platform to build for")
+        declared = kubefile.arg_defaults
+        for name in opts.build_args:
+            if name not in declared:
+                raise UsageError(f"--build-arg {name} is not declared by an ARG in {kubefile.path}")
+        args = {**declared, **opts.build_args}
+        name = store_key(opts.tag)
+        result = BuildResult(name, [])
+        with self.store.writing():
+            previous = self._previous(name)
+            for platform in opts.platforms:
+                result.images.append(self._build_platform(kubefile, opts, platform, args, previous, result))
+            index = write_index(self.store, result.images)
+            self.store.update_names(lambda names: names.__setitem__(name, index))
+        return result
+
+    def _previous(self, name: str) -> dict[Platform, PlatformImage]:
+        desc = self.store.names().get(name)
+        if desc is None:
+            return {}
+        try:
+            return {p.platform: p for p in read_image(self.store, name, desc).platforms}
+        except Exception:  # an unreadable old image is simply not reused
+            return {}
+
+    def _build_platform(
+        self,
+        kubefile: Kubefile,
+        opts: BuildOptions,
+        platform: Platform,
+        args: Mapping[str, str | None],
+        previous: dict[Platform, PlatformImage],
+        result: BuildResult,
+    ) -> PlatformImage:
+        variables = build_variables(platform, args)
+        config = self._base_config(kubefile, platform, variables)
+        config.build_args = {k: v for k, v in args.items() if v is not None}
+        for instr in kubefile.instructions:
+            where = (kubefile.path, instr.line)
+            if isinstance(instr, (ArgInstr, FromInstr)):
+                continue
+            if isinstance(instr, EnvInstr):
+                config.env.update({k: expand(v, variables, *where) for k, v in instr.pairs})
+            elif isinstance(instr, LabelInstr):
+                config.labels.update({k: expand(v, variables, *where) for k, v in instr.pairs})
+            elif isinstance(instr, CmdInstr):
+                config.cmd_current.append(instr.command)
+            elif isinstance(instr, CopyInstr):
+                config.layers.append(self._copy(opts, instr, platform, variables, where, result))
+            elif isinstance(instr, RunInstr):
+                layer = self._run(opts, instr, config, platform, variables, where, result)
+                if layer is not None:
+                    config.layers.append(layer)
+        old = previous.get(platform)
+        if old is not None and old.config.content_key() == config.content_key():
+            return old  # nothing changed: the same image, the same id
+        config.created = now_rfc3339()
+        return write_platform_image(self.store, config)
+
+    def _base_config(self, kubefile: Kubefile, platform: Platform, variables: dict[str, str]) -> ImageConfig:
+        instr = kubefile.base
+        base = expand(instr.base, variables, kubefile.path, instr.line)
+        if base == "scratch":
+            return ImageConfig(platform=platform)
+        try:
+            ref = Reference.parse(base)
+            image = get_image(self.store, ref).for_platform(platform)
+        except (ImageNotFoundError, PlatformNotFoundError) as err:
+            raise KubefileError(kubefile.path, instr.line, f"FROM {base}: {err}") from err
+        except Exception as err:
+            raise KubefileError(kubefile.path, instr.line, f"FROM {base}: {err}") from err
+        parent = image.config
+        return ImageConfig(
+            platform=platform,
+            layers=list(parent.layers),
+            cmd_parent=[*parent.cmd_parent, *parent.cmd_current],
+            env=dict(parent.env),
+            labels=dict(parent.labels),
+            images=list(parent.images),
+        )
+
+    def _copy(
+        self,
+        opts: BuildOptions,
+        instr: CopyInstr,
+        platform: Platform,
+        variables: dict[str, str],
+        where: tuple[str, int],
+        result: BuildResult,
+    ) -> Layer:
+        sources = [expand(s, variables, *where) for s in instr.sources]
+        dest = normalize_dest(expand(instr.dest, variables, *where), where)
+        entries = finalize(copy_entries(opts.context, sources, dest, str(platform), where))
+        # A COPY layer's bytes do not depend on the layers below it, so platforms share it.
+        key = _key("COPY", os.path.realpath(opts.context), sources, dest, fingerprint(entries))
+        cached = None if opts.no_cache else self.cache.get(key)
+        if cached:
+            result.layers_cached += 1
+            self.reporter.note(f"{platform} {instr.keyword} {instr.value}: cached")
+            return Layer(cached[0], cached[1], "COPY", instr.value)
+        total = sum(e.size for e in entries)
+        with self.reporter.task(f"{platform} COPY {instr.value}", total) as advance:
+            digest, size = write_layer(self.store, entries, advance)
+        self.cache.put(key, digest, size)
+        result.layers_written += 1
+        return Layer(digest, size, "COPY", instr.value)
+
+    def _run(
+        self,
+        opts: BuildOptions,
+        instr: RunInstr,
+        config: ImageConfig,
+        platform: Platform,
+        variables: dict[str, str],
+        where: tuple[str, int],
+        result: BuildResult,
+    ) -> Layer | None:
+        env_vars = {**variables, **config.env}
+        key = _key("RUN", [la.digest for la in config.layers], instr.command, env_vars)
+        cached = None if opts.no_cache else self.cache.get(key)
+        if cached:
+            result.layers_cached += 1
+            self.reporter.note(f"{platform} RUN {instr.command}: cached")
+            return Layer(cached[0], cached[1], "RUN", instr.command) if cached[1] else None
+        work = self.store.tmp_path(".rootfs")
+        try:
+            with self.reporter.task(f"{platform} RUN {instr.command}") as advance:
+                apply_layers(self.store, [la.digest for la in config.layers], work)
+                before = _snapshot(work)
+                env = {**os.environ, **env_vars}
+                env["PATH"] = f"{work / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+                proc = subprocess.run(
+                    ["/bin/sh", "-c", instr.command],
+                    cwd=work,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    check=False,
+                )
+                advance(1)
+            if proc.returncode != 0:
+                tail = proc.stdout.decode("utf-8", "replace")[-RUN_OUTPUT_TAIL:].strip().replace("\n", " | ")
+                raise KubefileError(
+                    *where, f"RUN failed for {platform} with exit code {proc.returncode}: {tail or '(no output)'}"
+                )
+            entries = _changes(work, before)
+            if not entries:
+                self.cache.put(key, "sha256:" + "0" * 64, 0)
+                return None
+            digest, size = write_layer(self.store, finalize(entries))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        self.cache.put(key, digest, size)
+        result.layers_written += 1
+        return Layer(digest, size, "RUN", instr.command)
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
+    out: dict[str, tuple[int, int, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            out[os.path.relpath(full, root)] = (st.st_ino, st.st_ctime_ns, st.st_mode)
+    return out
+
+
+def _changes(root: Path, before: dict[str, tuple[int, int, int]]) -> list[Entry]:
+    """Entries for what a RUN added or changed, and whiteouts for what it removed."""
+    after = _snapshot(root)
+    entries: list[Entry] = []
+    for rel, sig in after.items():
+        if before.get(rel) == sig:
+            continue
+        full = os.path.join(root, rel)
+        st = os.lstat(full)
+        arc = rel.replace(os.sep, "/")
+        if stat.S_ISDIR(st.st_mode):
+            entries.append(Entry(arc, "dir", stat.S_IMODE(st.st_mode)))
+        elif stat.S_ISLNK(st.st_mode):
+            entries.append(Entry(arc, "symlink", 0o777, linkname=os.readlink(full)))
+        elif stat.S_ISREG(st.st_mode):
+            entries.append(Entry(arc, "file", stat.S_IMODE(st.st_mode), full, st.st_size))
+        else:
+            raise BuildError(f"RUN created {arc}, a device, socket or fifo, which a layer cannot hold")
+    removed = set(before) - set(after)
+    for rel in sorted(removed):
+        parent = os.path.dirname(rel)
+        if parent and parent in removed:
+            continue  # the whiteout of its directory covers it
+        arc = rel.replace(os.sep, "/")
+        head, base = os.path.split(arc)
+        entries.append(Entry(f"{head}/{WHITEOUT_PREFIX}{base}" if head else WHITEOUT_PREFIX + base, "whiteout"))
+    return entries

@@ -1,0 +1,117 @@
+"""The ``sealer`` command line: parses arguments, calls one command module, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import errno
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from sealer import __version__
+from sealer.errors import SealerError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OUTPUT = click.option(
+    "--output", "-o", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Text for people, JSON for scripts.",
+)  # fmt: skip
+PLATFORM = click.option("--platform", metavar="OS/ARCH[/VARIANT],...", help="Only these platforms.")
+
+
+def _key_values(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"{flag} expects name=value, got {item!r}")
+        out[key] = value
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sealer")
+def cli() -> None:
+    """Build, ship and run multi-architecture Kubernetes cluster images."""
+
+
+@cli.command()
+@click.argument("context", default=".", type=click.Path(file_okay=False))
+@click.option("-f", "--file", "kubefile", type=click.Path(dir_okay=False), help="Kubefile (default CONTEXT/Kubefile).")
+@click.option("-t", "--tag", required=True, help="Name of the image: name:tag.")
+@click.option(
+    "--platform", "platforms", metavar="OS/ARCH[/VARIANT],...", help="Platforms to build (default: this host's)."
+)
+@click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE", help="Set an ARG.")
+@click.option("--no-cache", is_flag=True, help="Rebuild every layer.")
+@OUTPUT
+def build(context: str, kubefile: str | None, tag: str, platforms: str | None, build_args: tuple[str, ...],
+          no_cache: bool, output: str) -> None:  # fmt: skip
+    """Build an image from a Kubefile, one per platform, under one name."""
+    from sealer.commands import build as cmd
+
+    cmd.run(context, kubefile, tag, platforms, _key_values(build_args, "--build-arg"), no_cache, output)
+
+
+@cli.command()
+@OUTPUT
+def images(output: str) -> None:
+    """List images: one row per name and platform."""
+    from sealer.commands import images as cmd
+
+    cmd.run(output)
+
+
+@cli.command()
+@click.argument("target")
+@PLATFORM
+def inspect(target: str, platform: str | None) -> None:
+    """Show an image: NAME:TAG prints its manifests list, an ID or --platform its image YAML."""
+    from sealer.commands import inspect as cmd
+
+    cmd.run(target, platform)
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True)
+@PLATFORM
+@OUTPUT
+def rmi(names: tuple[str, ...], platform: str | None, output: str) -> None:
+    """Remove images (every platform, or only --platform ones)."""
+    from sealer.commands import rmi as cmd
+
+    cmd.run(list(names), platform, output)
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("target")
+def tag(source: str, target: str) -> None:
+    """Give an image another name."""
+    from sealer.commands import tag as cmd
+
+    cmd.run(source, target)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.stderr.write("sealer: interrupted\n")
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(2)
+    except SealerError as err:
+        sys.stderr.write(f"sealer: error: {err}\n")
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("sealer: interrupted\n")
+        sys.exit(130)
+    except OSError as err:
+        where = f": {err.filename}" if err.filename else ""
+        hint = " (the disk is full)" if err.errno == errno.ENOSPC else ""
+        sys.stderr.write(f"sealer: error: {err.strerror}{where}{hint}\n")
+        sys.exit(1)

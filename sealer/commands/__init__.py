@@ -1,0 +1,1 @@
+"""One module per command: each turns parsed arguments into calls below and renders results."""

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from sealer.commands._output import print_json, stderr
+from sealer.errors import StoreBusyError
+from sealer.image import remove_image
+from sealer.platform import Platform
+from sealer.reference import Reference
+from sealer.store import Store
+
+
+def run(names: list[str], platforms: str | None, output: str) -> None:
+    store = Store.open()
+    plats = Platform.parse_list(platforms) if platforms else None
+    refs = [Reference.parse(n) for n in names]
+    removed: dict[str, list[str]] = {}
+    for ref in refs:
+        removed[str(ref)] = remove_image(store, ref, plats)
+    freed = []
+    try:
+        freed = store.collect_garbage()
+    except StoreBusyError:
+        stderr.print("another sealer command is running: unused blobs are left for 'sealer prune'")
+    if output == "json":
+        print_json({"untagged": removed, "deletedBlobs": freed})
+        return
+    for name, ids in removed.items():
+        for i in ids:
+            stderr.print(f"untagged {name} {i[:12]}")
+    stderr.print(f"deleted {len(freed)} unused blobs")

@@ -1,0 +1,73 @@
+"""The error hierarchy: every failure a user can cause or meet is a SealerError.
+
+The CLI maps these to one line on stderr and a non-zero exit code; library code raises
+them (``raise ... from err``) and never prints or exits.
+"""
+
+from __future__ import annotations
+
+
+class SealerError(Exception):
+    """Base of every error sealer reports to its user."""
+
+    exit_code = 1
+
+
+class UsageError(SealerError):
+    """The command line itself is wrong."""
+
+    exit_code = 2
+
+
+class KubefileError(SealerError):
+    """A Kubefile problem, located at ``file:line``."""
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.path = path
+        self.line = line
+        self.message = message
+
+
+class InvalidReferenceError(SealerError):
+    """An image reference that does not parse."""
+
+
+class InvalidPlatformError(SealerError):
+    """A platform string that does not parse."""
+
+
+class ImageNotFoundError(SealerError):
+    """No image of that name or id in the store."""
+
+
+class PlatformNotFoundError(SealerError):
+    """The image exists but not for the platform asked for."""
+
+
+class BuildError(SealerError):
+    """The build failed for a reason that is not a Kubefile syntax error."""
+
+
+class StoreError(SealerError):
+    """The local store is unusable or inconsistent."""
+
+
+class DigestMismatchError(StoreError):
+    """Content whose digest or size is not what it claims."""
+
+    def __init__(self, digest: str, message: str) -> None:
+        super().__init__(f"{digest}: {message}")
+        self.digest = digest
+
+
+class StoreBusyError(StoreError):
+    """Another sealer process holds a lock this command cannot wait for."""
+
+
+class HostError(SealerError):
+    """A problem with one host of a cluster."""
+
+    def __init__(self, host: str, message: str) -> None:
+        super().__init__(f"{host}: {message}")
+        self.host = host

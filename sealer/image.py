@@ -1,0 +1,285 @@
+"""The cloud image model: one OCI image index per name, one manifest and config per platform.
+
+The config blob is a standard OCI image config (so skopeo and registries read it) that
+also carries sealer's image metadata under the ``sealer`` key: the fields of the design
+note's image YAML (layers with type and value, cmd.parent/current, ...).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sealer import __version__
+from sealer.errors import DigestMismatchError, ImageNotFoundError, PlatformNotFoundError
+from sealer.oci import (
+    ANNOTATION_CREATED,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    MEDIA_CONFIG,
+    MEDIA_INDEX,
+    MEDIA_LAYER,
+    MEDIA_MANIFEST,
+    Descriptor,
+)
+from sealer.platform import Platform
+from sealer.reference import Reference
+from sealer.store import Store
+
+CLUSTERFILE_ANNOTATION = "sea.aliyun.com/ClusterFile"
+
+
+@dataclass(frozen=True)
+class Layer:
+    digest: str
+    size: int
+    type: str  # COPY, RUN or BASE
+    value: str
+    media_type: str = MEDIA_LAYER
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.digest, "type": self.type, "value": self.value}
+
+
+@dataclass
+class ImageConfig:
+    """What sealer knows about one platform's image; stored inside the OCI config."""
+
+    platform: Platform
+    layers: list[Layer] = field(default_factory=list)
+    cmd_parent: list[str] = field(default_factory=list)
+    cmd_current: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    build_args: dict[str, str] = field(default_factory=dict)
+    images: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    created: str = ""
+    sealer_version: str = __version__
+
+    def to_oci(self) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        if self.env:
+            config["Env"] = [f"{k}={v}" for k, v in self.env.items()]
+        if self.labels:
+            config["Labels"] = dict(self.labels)
+        return {
+            "created": self.created,
+            **self.platform.to_oci(),
+            "config": config,
+            "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in self.layers]},
+            "history": [
+                {"created": self.created, "created_by": f"{layer.type} {layer.value}", "comment": "sealer"}
+                for layer in self.layers
+            ],
+            "sealer": {
+                "version": self.sealer_version,
+                "layers": [
+                    {"id": la.digest, "size": la.size, "type": la.type, "value": la.value, "mediaType": la.media_type}
+                    for la in self.layers
+                ],
+                "cmd": {"parent": list(self.cmd_parent), "current": list(self.cmd_current)},
+                "buildArgs": dict(self.build_args),
+                "images": list(self.images),
+                "warnings": list(self.warnings),
+            },
+        }
+
+    @classmethod
+    def from_oci(cls, doc: dict[str, Any], layer_descs: list[Descriptor], digest: str) -> ImageConfig:
+        """Read a config; images sealer did not build (pulled from elsewhere) get COPY-less defaults."""
+        meta = doc.get("sealer") if isinstance(doc.get("sealer"), dict) else {}
+        assert isinstance(meta, dict)
+        recorded = meta.get("layers") if isinstance(meta.get("layers"), list) else []
+        assert isinstance(recorded, list)
+        layers = []
+        for i, desc in enumerate(layer_descs):
+            rec = recorded[i] if i < len(recorded) and isinstance(recorded[i], dict) else {}
+            if rec.get("id") not in (None, desc.digest):
+                raise DigestMismatchError(digest, f"layer {i} of the config does not match the manifest")
+            layers.append(
+                Layer(desc.digest, desc.size, str(rec.get("type", "BASE")), str(rec.get("value", "")), desc.media_type)
+            )
+        cmd = meta.get("cmd") if isinstance(meta.get("cmd"), dict) else {}
+        assert isinstance(cmd, dict)
+        oci_conf = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+        assert isinstance(oci_conf, dict)
+        env = dict(e.split("=", 1) for e in oci_conf.get("Env") or [] if isinstance(e, str) and "=" in e)
+        return cls(
+            platform=Platform.from_oci(doc),
+            layers=layers,
+            cmd_parent=[str(c) for c in cmd.get("parent") or []],
+            cmd_current=[str(c) for c in cmd.get("current") or []],
+            env=env,
+            labels={str(k): str(v) for k, v in (oci_conf.get("Labels") or {}).items()},
+            build_args={str(k): str(v) for k, v in (meta.get("buildArgs") or {}).items()},
+            images=[str(i) for i in meta.get("images") or []],
+            warnings=[str(w) for w in meta.get("warnings") or []],
+            created=str(doc.get("created", "")),
+            sealer_version=str(meta.get("version", "unknown")),
+        )
+
+    def content_key(self) -> dict[str, Any]:
+        """The config without its creation time: equal keys mean an unchanged rebuild."""
+        doc = self.to_oci()
+        doc.pop("created")
+        doc.pop("history")
+        return doc
+
+
+@dataclass
+class PlatformImage:
+    """One platform's image: its manifest, config and metadata."""
+
+    manifest: Descriptor
+    config_digest: str
+    config: ImageConfig
+
+    @property
+    def id(self) -> str:
+        return self.manifest.digest.split(":", 1)[1]
+
+    @property
+    def platform(self) -> Platform:
+        return self.config.platform
+
+    @property
+    def size(self) -> int:
+        return sum(layer.size for layer in self.config.layers)
+
+
+@dataclass
+class Image:
+    """A name in the store and what it points at: an index of platform images."""
+
+    name: str
+    index: Descriptor
+    platforms: list[PlatformImage]
+
+    def for_platform(self, platform: Platform) -> PlatformImage:
+        for img in self.platforms:
+            if img.platform == platform:
+                return img
+        have = ", ".join(str(p.platform) for p in self.platforms) or "none"
+        raise PlatformNotFoundError(f"image {self.name} has no platform {platform} (it has: {have})")
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def write_platform_image(store: Store, config: ImageConfig) -> PlatformImage:
+    """Write config and manifest blobs (layers must already be stored)."""
+    config_digest, config_size = store.put_json(config.to_oci())
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_MANIFEST,
+        "config": {"mediaType": MEDIA_CONFIG, "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": la.media_type, "digest": la.digest, "size": la.size} for la in config.layers],
+        "annotations": {ANNOTATION_CREATED: config.created},
+    }
+    digest, size = store.put_json(manifest)
+    return PlatformImage(Descriptor(MEDIA_MANIFEST, digest, size, config.platform), config_digest, config)
+
+
+def write_index(store: Store, images: list[PlatformImage]) -> Descriptor:
+    ordered = sorted(images, key=lambda i: (i.platform.os, i.platform.architecture, i.platform.variant))
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_INDEX,
+        "manifests": [img.manifest.to_json() for img in ordered],
+    }
+    digest, size = store.put_json(doc)
+    return Descriptor(MEDIA_INDEX, digest, size)
+
+
+def read_platform_image(store: Store, desc: Descriptor) -> PlatformImage:
+    doc = store.read_json(desc.digest)
+    if doc.get("mediaType", MEDIA_MANIFEST) not in MANIFEST_TYPES:
+        raise DigestMismatchError(desc.digest, "is not an image manifest")
+    config_desc = Descriptor.from_json(doc.get("config"), desc.digest)
+    layers = [Descriptor.from_json(la, desc.digest) for la in doc.get("layers") or []]
+    config_doc = store.read_json(config_desc.digest)
+    config = ImageConfig.from_oci(config_doc, layers, config_desc.digest)
+    platform = desc.platform or config.platform
+    return PlatformImage(Descriptor(desc.media_type, desc.digest, desc.size, platform), config_desc.digest, config)
+
+
+def read_image(store: Store, name: str, desc: Descriptor) -> Image:
+    if desc.media_type in INDEX_TYPES:
+        doc = store.read_json(desc.digest)
+        manifests = [Descriptor.from_json(m, desc.digest) for m in doc.get("manifests") or []]
+        return Image(name, desc, [read_platform_image(store, m) for m in manifests])
+    return Image(name, desc, [read_platform_image(store, desc)])
+
+
+def store_key(ref: Reference) -> str:
+    """The name an image has in the local store: the reference as the user wrote it, tag defaulted."""
+    return str(ref)
+
+
+def get_image(store: Store, ref: Reference) -> Image:
+    names = store.names()
+    key = store_key(ref)
+    if key not in names:
+        raise ImageNotFoundError(f"image {key} not found in the local store")
+    return read_image(store, key, names[key])
+
+
+def list_images(store: Store) -> list[Image]:
+    return [read_image(store, name, desc) for name, desc in sorted(store.names().items())]
+
+
+def find_by_id(store: Store, prefix: str) -> tuple[str, PlatformImage]:
+    """Find a platform image by full id or a unique prefix (with or without ``sha256:``)."""
+    prefix = prefix.removeprefix("sha256:").lower()
+    if len(prefix) < 4 or any(c not in "0123456789abcdef" for c in prefix):
+        raise ImageNotFoundError(f"image {prefix!r} not found: an id is at least 4 hex digits")
+    matches: dict[str, tuple[str, PlatformImage]] = {}
+    for image in list_images(store):
+        for plat in image.platforms:
+            if plat.id.startswith(prefix):
+                matches.setdefault(plat.id, (image.name, plat))
+    if not matches:
+        raise ImageNotFoundError(f"no image with id {prefix}")
+    if len(matches) > 1:
+        raise ImageNotFoundError(f"id prefix {prefix} is ambiguous: {len(matches)} images match")
+    return next(iter(matches.values()))
+
+
+def remove_image(store: Store, ref: Reference, platforms: list[Platform] | None = None) -> list[str]:
+    """Untag ``ref`` (or only its ``platforms``); returns the ids removed from the name."""
+    key = store_key(ref)
+    removed: list[str] = []
+
+    def change(names: dict[str, Descriptor]) -> None:
+        if key not in names:
+            raise ImageNotFoundError(f"image {key} not found in the local store")
+        image = read_image(store, key, names[key])
+        if not platforms:
+            removed.extend(p.id for p in image.platforms)
+            del names[key]
+            return
+        for platform in platforms:
+            removed.append(image.for_platform(platform).id)
+        keep = [p for p in image.platforms if p.platform not in platforms]
+        if keep:
+            names[key] = write_index(store, keep)
+        else:
+            del names[key]
+
+    with store.writing():
+        store.update_names(change)
+    return removed
+
+
+def tag_image(store: Store, source: Reference, target: Reference) -> Descriptor:
+    src_key, dst_key = store_key(source), store_key(target)
+
+    def change(names: dict[str, Descriptor]) -> None:
+        if src_key not in names:
+            raise ImageNotFoundError(f"image {src_key} not found in the local store")
+        names[dst_key] = names[src_key]
+
+    return store.update_names(change)[dst_key]

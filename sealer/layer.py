@@ -1,0 +1,246 @@
+"""Reproducible layer tarballs, and unpacking them safely.
+
+A layer's bytes depend only on paths, contents, modes and link targets: entries are
+sorted, ownership is root, every timestamp is the epoch, and nothing of the build host
+(user names, inode numbers, file times) enters the archive. The same tree therefore gives
+the same digest on every build, checkout and platform.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import stat
+import tarfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sealer.errors import BuildError, DigestMismatchError
+from sealer.store import CHUNK, Store
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_WHITEOUT = ".wh..wh..opq"
+_BLOCK = 512
+
+Advance = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a layer: ``path`` inside the rootfs, where its bytes come from, its kind."""
+
+    path: str  # relative, no leading "/" or "./", "/"-separated
+    kind: str  # "dir", "file", "symlink" or "whiteout"
+    mode: int = 0o755
+    source: str | None = None  # file to read content from
+    size: int = 0
+    linkname: str = ""
+    # stat fields used only for the build cache fingerprint, never written to the tar
+    stamp: tuple[int, ...] = ()
+
+
+def parent_dirs(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def finalize(entries: Iterable[Entry]) -> list[Entry]:
+    """Deduplicate (last wins), add missing parent directories, and sort by path."""
+    by_path: dict[str, Entry] = {}
+    for e in entries:
+        by_path[e.path] = e
+    for path in list(by_path):
+        for parent in parent_dirs(path):
+            if parent not in by_path:
+                by_path[parent] = Entry(parent, "dir", 0o755)
+    return [by_path[p] for p in sorted(by_path, key=lambda p: p.encode("utf-8", "surrogateescape"))]
+
+
+def fingerprint(entries: list[Entry]) -> str:
+    """A cheap digest of the entries' stat data: it changes whenever any content may have."""
+    h = hashlib.sha256()
+    for e in entries:
+        h.update(repr((e.path, e.kind, e.mode, e.size, e.linkname, e.stamp)).encode("utf-8", "surrogateescape"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _header(e: Entry) -> bytes:
+    info = tarfile.TarInfo(e.path + ("/" if e.kind == "dir" else ""))
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = e.mode & 0o7777
+    if e.kind == "dir":
+        info.type = tarfile.DIRTYPE
+    elif e.kind == "symlink":
+        info.type = tarfile.SYMTYPE
+        info.linkname = e.linkname
+    elif e.kind == "whiteout":
+        info.type = tarfile.REGTYPE
+        info.mode = 0o644
+    else:
+        info.type = tarfile.REGTYPE
+        info.size = e.size
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def write_layer(store: Store, entries: list[Entry], advance: Advance | None = None) -> tuple[str, int]:
+    """Write the entries as one uncompressed tar blob into the store; returns (digest, size)."""
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    with store.new_blob() as out:
+        for e in entries:
+            out.write(_header(e))
+            if e.kind != "file":
+                continue
+            assert e.source is not None
+            remaining = e.size
+            with open(e.source, "rb") as f:
+                while remaining:
+                    n = f.readinto(view[: min(CHUNK, remaining)])
+                    if not n:
+                        break
+                    out.write(view[:n])
+                    remaining -= n
+                    if advance:
+                        advance(n)
+                if remaining or f.read(1):
+                    raise BuildError(f"{e.source} changed size while it was being read")
+            pad = -e.size % _BLOCK
+            if pad:
+                out.write(bytes(pad))
+        out.write(bytes(2 * _BLOCK))
+        size = out.size
+        digest = out.commit()
+    return digest, size
+
+
+# ---- unpacking -------------------------------------------------------------------------
+
+
+def _safe_member_path(name: str, digest: str) -> str:
+    if name.startswith("/") or ".." in name.split("/"):
+        raise DigestMismatchError(digest, f"layer entry {name!r} escapes the layer root")
+    norm = os.path.normpath(name)
+    return "" if norm == "." else norm
+
+
+def _inside(root: str, path: str) -> bool:
+    real = os.path.realpath(path)
+    return real == root or real.startswith(root + os.sep)
+
+
+def extract_layer(blob: Path, target: Path, digest: str) -> None:
+    """Extract a layer tar into ``target``, refusing anything that could write outside it.
+
+    Whiteouts stay as ``.wh.`` files; :func:`apply_layers` interprets them.
+    """
+    root = os.path.realpath(target)
+    with tarfile.open(blob, "r:*") as tar:
+        for member in tar:
+            rel = _safe_member_path(member.name, digest)
+            if not rel:
+                continue
+            dest = os.path.join(root, rel)
+            if not _inside(root, os.path.dirname(dest)):
+                raise DigestMismatchError(digest, f"layer entry {member.name!r} goes through a link out of the layer")
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            if os.path.lexists(dest) and not (member.isdir() and os.path.isdir(dest)):
+                if os.path.isdir(dest) and not os.path.islink(dest):
+                    shutil.rmtree(dest)
+                else:
+                    os.unlink(dest)
+            mode = member.mode & 0o7777 & ~0o6000  # never set-id bits from an archive
+            if member.isdir():
+                os.makedirs(dest, exist_ok=True)
+                os.chmod(dest, mode | 0o700)
+            elif member.isreg():
+                src = tar.extractfile(member)
+                assert src is not None
+                with src, open(dest, "wb") as f:
+                    shutil.copyfileobj(src, f, CHUNK)
+                os.chmod(dest, mode)
+            elif member.issym():
+                os.symlink(member.linkname, dest)
+            elif member.islnk():
+                link_rel = _safe_member_path(member.linkname, digest)
+                link_src = os.path.join(root, link_rel)
+                if not _inside(root, link_src) or not os.path.isfile(link_src):
+                    raise DigestMismatchError(digest, f"hard link {member.name!r} points outside the layer")
+                os.link(link_src, dest)
+            elif member.ischr() and member.devmajor == 0 and member.devminor == 0:
+                # an overlayfs-style whiteout: record it the OCI way
+                d, base = os.path.split(dest)
+                Path(d, WHITEOUT_PREFIX + base).touch()
+            else:
+                raise DigestMismatchError(digest, f"layer entry {member.name!r} is a device or other special file")
+
+
+def unpacked_layer(store: Store, digest: str) -> Path:
+    """The layer's files, extracted once and kept in the store (renamed in when complete)."""
+    hexd = digest.split(":", 1)[1]
+    final = store.layers / hexd
+    if final.is_dir():
+        return final
+    work = store.tmp_path(".unpack")
+    work.mkdir()
+    try:
+        extract_layer(store.blob_path(digest), work, digest)
+        try:
+            os.rename(work, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
+def apply_layers(store: Store, digests: Iterable[str], target: Path) -> None:
+    """Flatten layers into ``target`` (a copy, so the unpacked cache stays untouched)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for digest in digests:
+        src = unpacked_layer(store, digest)
+        _apply_tree(str(src), str(target))
+
+
+def _apply_tree(src: str, dst: str) -> None:
+    names = sorted(os.listdir(src))
+    if OPAQUE_WHITEOUT in names:
+        for existing in os.listdir(dst):
+            _remove(os.path.join(dst, existing))
+    for name in names:
+        if name == OPAQUE_WHITEOUT:
+            continue
+        s, d = os.path.join(src, name), os.path.join(dst, name)
+        if name.startswith(WHITEOUT_PREFIX):
+            _remove(os.path.join(dst, name[len(WHITEOUT_PREFIX) :]))
+            continue
+        st = os.lstat(s)
+        if stat.S_ISDIR(st.st_mode):
+            if os.path.lexists(d) and not (os.path.isdir(d) and not os.path.islink(d)):
+                _remove(d)
+            if not os.path.lexists(d):
+                os.mkdir(d)
+            os.chmod(d, stat.S_IMODE(st.st_mode))
+            _apply_tree(s, d)
+        else:
+            if os.path.lexists(d):
+                _remove(d)
+            if stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(s), d)
+            else:
+                shutil.copy2(s, d)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

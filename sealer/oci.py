@@ -1,0 +1,90 @@
+"""OCI media types, descriptors and digests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sealer.errors import DigestMismatchError
+from sealer.platform import Platform
+
+MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
+MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar"
+MEDIA_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+MEDIA_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+INDEX_TYPES = (MEDIA_INDEX, DOCKER_MANIFEST_LIST)
+MANIFEST_TYPES = (MEDIA_MANIFEST, DOCKER_MANIFEST)
+
+ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
+ANNOTATION_CREATED = "org.opencontainers.image.created"
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+MAX_JSON_BLOB = 4 * 1024 * 1024
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def check_digest(digest: str) -> str:
+    if not isinstance(digest, str) or not _DIGEST.match(digest):
+        raise DigestMismatchError(str(digest)[:80], "not a sha256 digest")
+    return digest
+
+
+def canonical_json(value: Any) -> bytes:
+    """Stable bytes for JSON we write: sorted keys, no spaces, so equal content has equal digests."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    platform: Platform | None = None
+    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        if self.platform is not None:
+            out["platform"] = self.platform.to_oci()
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "descriptor") -> Descriptor:
+        if not isinstance(data, dict):
+            raise DigestMismatchError(where, "descriptor is not a JSON object")
+        digest = check_digest(data.get("digest", ""))
+        size = data.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise DigestMismatchError(digest, f"{where} has an invalid size")
+        media_type = data.get("mediaType", "")
+        if not isinstance(media_type, str):
+            raise DigestMismatchError(digest, f"{where} has an invalid mediaType")
+        platform = Platform.from_oci(data["platform"]) if isinstance(data.get("platform"), dict) else None
+        annotations = data.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            annotations = {}
+        return cls(media_type, digest, size, platform, {str(k): str(v) for k, v in annotations.items()})
+
+
+def parse_json_blob(data: bytes, digest: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DigestMismatchError(digest, "is not valid JSON") from err
+    if not isinstance(value, dict):
+        raise DigestMismatchError(digest, "is not a JSON object")
+    return value

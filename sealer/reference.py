@@ -1,0 +1,92 @@
+"""The one image reference type, parsed with docker's grammar.
+
+``[registry[:port]/]path/of/repo[:tag][@sha256:hex]``. The first path component is a
+registry when it has a dot or a port, or is ``localhost``. A name without a tag or digest
+gets the tag ``latest``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sealer.errors import InvalidReferenceError
+
+_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_REGISTRY = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
+)
+
+DOCKER_HUB = "docker.io"
+
+
+@dataclass(frozen=True)
+class Reference:
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+    registry: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Reference:
+        if not text or len(text) > 512 or text != text.strip():
+            raise InvalidReferenceError(f"invalid reference {text!r}")
+        rest, digest = text, None
+        if "@" in rest:
+            rest, digest = rest.split("@", 1)
+            if not _DIGEST.match(digest):
+                raise InvalidReferenceError(f"invalid reference {text!r}: bad digest {digest!r}")
+        registry = None
+        first, sep, remainder = rest.partition("/")
+        if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+            if not _REGISTRY.match(first):
+                raise InvalidReferenceError(f"invalid reference {text!r}: bad registry {first!r}")
+            registry, rest = first, remainder
+        tag = None
+        last_slash = rest.rfind("/")
+        colon = rest.rfind(":")
+        if colon > last_slash:
+            rest, tag = rest[:colon], rest[colon + 1 :]
+            if not _TAG.match(tag):
+                raise InvalidReferenceError(f"invalid reference {text!r}: bad tag {tag!r}")
+        if not rest:
+            raise InvalidReferenceError(f"invalid reference {text!r}: empty name")
+        for comp in rest.split("/"):
+            if not _COMPONENT.match(comp):
+                raise InvalidReferenceError(
+                    f"invalid reference {text!r}: bad name component {comp!r}"
+                    + (" (names must be lowercase)" if comp.lower() != comp else "")
+                )
+        if tag is None and digest is None:
+            tag = "latest"
+        return cls(repository=rest, tag=tag, digest=digest, registry=registry)
+
+    @property
+    def name(self) -> str:
+        """Registry (when given) and repository, without tag or digest."""
+        return f"{self.registry}/{self.repository}" if self.registry else self.repository
+
+    def __str__(self) -> str:
+        out = self.name
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+    def with_registry(self, registry: str) -> Reference:
+        """This reference on ``registry`` unless it names one already."""
+        if self.registry:
+            return self
+        return Reference(self.repository, self.tag, self.digest, registry)
+
+    def docker_normalized(self) -> Reference:
+        """Fully qualified the way docker reads it: ``nginx`` -> ``docker.io/library/nginx:latest``."""
+        registry = self.registry or DOCKER_HUB
+        repository = self.repository
+        if registry == DOCKER_HUB and "/" not in repository:
+            repository = f"library/{repository}"
+        return Reference(repository, self.tag, self.digest, registry)

@@ -1,0 +1,293 @@
+"""The local store: an OCI image layout with atomic writes and file locks.
+
+Layout under the root (``/var/lib/sealer`` for root, ``$SEALER_ROOT`` to override)::
+
+    oci-layout, index.json       the OCI layout; index.json names one image index per name:tag
+    blobs/sha256/<hex>           content, written to tmp/ first, verified, then renamed in
+    layers/<hex>/                a layer unpacked, ready to mount (renamed in when complete)
+    cache/                       the build cache
+    tmp/                         work files of running commands, named after their pid
+
+index.json is the only thing that makes an image visible, and it is replaced by rename,
+so a command killed at any moment leaves either the old or the new set of images.
+Blobs are written before anything refers to them. Garbage collection takes the gc lock
+exclusively; every command that writes blobs holds it shared, so no blob another command
+is about to reference is ever collected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sealer.errors import DigestMismatchError, StoreBusyError, StoreError
+from sealer.oci import (
+    ANNOTATION_REF_NAME,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    MAX_JSON_BLOB,
+    MEDIA_INDEX,
+    Descriptor,
+    canonical_json,
+    check_digest,
+    parse_json_blob,
+)
+
+CHUNK = 1024 * 1024
+OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+def default_root() -> Path:
+    env = os.environ.get("SEALER_ROOT")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/sealer")
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(data_home) / "sealer"
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, tmp_dir: Path | None = None) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    tmp = (tmp_dir or path.parent) / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class BlobWriter:
+    """A blob being written: hashed as it is written, renamed into place by :meth:`commit`."""
+
+    store: Store
+    path: Path
+    file: IO[bytes]
+    hasher: Any
+    size: int = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.hasher.update(data)
+        self.file.write(data)
+        self.size += len(data)
+
+    def commit(self, expected_digest: str | None = None, expected_size: int | None = None) -> str:
+        self.file.close()
+        digest = "sha256:" + str(self.hasher.hexdigest())
+        if expected_digest is not None and digest != expected_digest:
+            raise DigestMismatchError(expected_digest, f"content hashes to {digest}")
+        if expected_size is not None and self.size != expected_size:
+            raise DigestMismatchError(digest, f"size is {self.size}, expected {expected_size}")
+        self.store.adopt(self.path, digest)
+        return digest
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = root / "blobs" / "sha256"
+        self.tmp = root / "tmp"
+        self.layers = root / "layers"
+        self.cache = root / "cache"
+        self.index_path = root / "index.json"
+
+    @classmethod
+    def open(cls, root: Path | None = None) -> Store:
+        store = cls(root or default_root())
+        store._init()
+        return store
+
+    def _init(self) -> None:
+        try:
+            for d in (self.blobs, self.tmp, self.layers, self.cache):
+                d.mkdir(parents=True, exist_ok=True)
+            if not (self.root / "oci-layout").exists():
+                atomic_write(self.root / "oci-layout", OCI_LAYOUT)
+            if not self.index_path.exists():
+                with self.names_lock():
+                    if not self.index_path.exists():
+                        self._write_index({})
+        except OSError as err:
+            raise StoreError(f"cannot use store {self.root}: {err.strerror}") from err
+
+    # ---- locks -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _flock(self, name: str, mode: int, blocking: bool = True) -> Iterator[None]:
+        fd = os.open(self.root / name, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError as err:
+                raise StoreBusyError(f"store {self.root} is busy ({name} is held)") from err
+            yield
+        finally:
+            os.close(fd)
+
+    def names_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Exclusive while index.json is read-modified-written."""
+        return self._flock("index.lock", fcntl.LOCK_EX)
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Held (shared) by every command that writes blobs, for its whole run."""
+        return self._flock("gc.lock", fcntl.LOCK_SH)
+
+    # ---- blobs -------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        return self.blobs / check_digest(digest).split(":", 1)[1]
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def blob_size(self, digest: str) -> int:
+        return self.blob_path(digest).stat().st_size
+
+    def read_blob(self, digest: str, limit: int = MAX_JSON_BLOB) -> bytes:
+        """Read a small blob and verify it: metadata is never trusted without its digest."""
+        path = self.blob_path(digest)
+        try:
+            with open(path, "rb") as f:
+                data = f.read(limit + 1)
+        except FileNotFoundError as err:
+            raise StoreError(f"blob {digest} is missing from the store") from err
+        if len(data) > limit:
+            raise DigestMismatchError(digest, f"is larger than {limit} bytes")
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise DigestMismatchError(digest, "stored content does not match its digest")
+        return data
+
+    def read_json(self, digest: str) -> dict[str, Any]:
+        return parse_json_blob(self.read_blob(digest), digest)
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if not self.has_blob(digest):
+            with self.new_blob() as w:
+                w.write(data)
+                w.commit(digest)
+        return digest
+
+    def put_json(self, value: Any) -> tuple[str, int]:
+        data = canonical_json(value)
+        return self.put_bytes(data), len(data)
+
+    def tmp_path(self, suffix: str = "") -> Path:
+        return self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}{suffix}"
+
+    @contextlib.contextmanager
+    def new_blob(self) -> Iterator[BlobWriter]:
+        path = self.tmp_path(".blob")
+        f = open(path, "xb")  # noqa: SIM115 - closed by commit or below
+        writer = BlobWriter(self, path, f, hashlib.sha256())
+        try:
+            yield writer
+        finally:
+            f.close()
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def adopt(self, tmp: Path, digest: str) -> None:
+        """Move a verified temp file into blobs/ (a concurrent writer of the same digest wins too)."""
+        final = self.blob_path(digest)
+        if final.exists():
+            tmp.unlink()
+            return
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)
+
+    # ---- names (index.json) ------------------------------------------------------------
+
+    def names(self) -> dict[str, Descriptor]:
+        try:
+            data = json.loads(self.index_path.read_bytes())
+        except (OSError, json.JSONDecodeError) as err:
+            raise StoreError(f"cannot read {self.index_path}: {err}") from err
+        out: dict[str, Descriptor] = {}
+        for entry in data.get("manifests", []):
+            desc = Descriptor.from_json(entry, str(self.index_path))
+            name = desc.annotations.get(ANNOTATION_REF_NAME)
+            if name:
+                out[name] = desc
+        return out
+
+    def update_names(self, change: Callable[[dict[str, Descriptor]], None]) -> dict[str, Descriptor]:
+        """Apply ``change`` to the name table under the lock and replace index.json atomically."""
+        with self.names_lock():
+            names = self.names()
+            change(names)
+            for name, desc in names.items():
+                if not self.has_blob(desc.digest):
+                    raise StoreError(f"refusing to name {name}: blob {desc.digest} is not in the store")
+            self._write_index(names)
+            return names
+
+    def _write_index(self, names: dict[str, Descriptor]) -> None:
+        manifests = []
+        for name in sorted(names):
+            desc = names[name]
+            manifests.append(
+                Descriptor(desc.media_type, desc.digest, desc.size, None, {ANNOTATION_REF_NAME: name}).to_json()
+            )
+        doc = {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": manifests}
+        atomic_write(self.index_path, json.dumps(doc, indent=2).encode() + b"\n", tmp_dir=self.tmp)
+
+    # ---- reachability and garbage collection -------------------------------------------
+
+    def reachable(self, roots: list[Descriptor] | None = None) -> set[str]:
+        """Every blob digest reachable from ``roots`` (default: every named image)."""
+        seen: set[str] = set()
+        stack = list(roots if roots is not None else self.names().values())
+        while stack:
+            desc = stack.pop()
+            if desc.digest in seen:
+                continue
+            seen.add(desc.digest)
+            if desc.media_type in INDEX_TYPES:
+                doc = self.read_json(desc.digest)
+                stack.extend(Descriptor.from_json(m, desc.digest) for m in doc.get("manifests", []))
+            elif desc.media_type in MANIFEST_TYPES:
+                doc = self.read_json(desc.digest)
+                stack.append(Descriptor.from_json(doc.get("config"), desc.digest))
+                stack.extend(Descriptor.from_json(m, desc.digest) for m in doc.get("layers", []))
+        return seen
+
+    def collect_garbage(self, blocking: bool = False) -> list[str]:
+        """Remove blobs, unpacked layers and temp files no image needs. Returns removed digests.
+
+        Skipped (StoreBusyError) while any other command may be writing blobs, unless ``blocking``.
+        """
+        removed: list[str] = []
+        with self._flock("gc.lock", fcntl.LOCK_EX, blocking=blocking), self.names_lock():
+            keep = self.reachable()
+            for path in self.blobs.iterdir():
+                digest = "sha256:" + path.name
+                if digest not in keep:
+                    path.unlink()
+                    removed.append(digest)
+            for path in self.layers.iterdir():
+                if "sha256:" + path.name.split(".")[0] not in keep:
+                    shutil.rmtree(path, ignore_errors=True)
+            # Under the exclusive gc lock no writer is running: every temp file is a leftover.
+            for path in self.tmp.iterdir():
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        return removed

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import EXAMPLES, Sealer, build_examples
+
+
+@pytest.fixture(scope="session")
+def prepared_examples() -> Path:
+    """The examples with their per-arch binaries (fetched and compiled by examples/prepare.sh)."""
+    if os.geteuid() != 0:
+        pytest.fail("the suite runs as root (it installs packages and creates network namespaces)")
+    subprocess.run(["bash", str(EXAMPLES / "prepare.sh")], check=True)
+    return EXAMPLES
+
+
+@pytest.fixture
+def sealer(tmp_path: Path) -> Sealer:
+    """sealer with an empty store of this test's own."""
+    return Sealer(tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def example_store(tmp_path_factory: pytest.TempPathFactory, prepared_examples: Path) -> Iterator[Sealer]:
+    """A store holding the example base and app for amd64 and arm64, shared read-only by tests."""
+    s = Sealer(tmp_path_factory.mktemp("example-store") / "store")
+    build_examples(s)
+    yield s
