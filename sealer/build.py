@@ -93,6 +93,8 @@ class Builder:
         self.store = store
         self.reporter = reporter or SilentReporter()
         self.cache = BuildCache(store)
+        # The same sources (no ${ARCH} in them) are walked once for every platform.
+        self._walked: dict[tuple[str, ...], tuple[list[Entry], str]] = {}
 
     def build(self, opts: BuildOptions) -> BuildResult:
         kubefile = parse_file(str(opts.kubefile), opts.kubefile.name)
@@ -191,9 +193,13 @@ class Builder:
     ) -> Layer:
         sources = [expand(s, variables, *where) for s in instr.sources]
         dest = normalize_dest(expand(instr.dest, variables, *where), where)
-        entries = finalize(copy_entries(opts.context, sources, dest, str(platform), where))
+        walk_key = (os.path.realpath(opts.context), dest, *sources)
+        if walk_key not in self._walked:
+            entries = finalize(copy_entries(opts.context, sources, dest, str(platform), where))
+            self._walked[walk_key] = (entries, fingerprint(entries))
+        entries, stat_print = self._walked[walk_key]
         # A COPY layer's bytes do not depend on the layers below it, so platforms share it.
-        key = _key("COPY", os.path.realpath(opts.context), sources, dest, fingerprint(entries))
+        key = _key("COPY", *walk_key, stat_print)
         cached = None if opts.no_cache else self.cache.get(key)
         if cached:
             result.layers_cached += 1

@@ -8,59 +8,68 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import yaml
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
+# rich is imported only when a person is watching: scripts and CI pay nothing for it.
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def info(message: str) -> None:
+    """One line for a person, on stderr."""
+    sys.stderr.write(message + "\n")
 
 
 class RichReporter:
     """Progress bars on stderr while work runs; silent when stderr is not a terminal."""
 
     def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet or not stderr.is_terminal
+        self.quiet = quiet or not sys.stderr.isatty()
 
     @contextlib.contextmanager
     def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
         if self.quiet:
             yield lambda n: None
             return
-        columns = [SpinnerColumn(), TextColumn("{task.description}")]
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            ProgressColumn,
+            SpinnerColumn,
+            TextColumn,
+            TransferSpeedColumn,
+        )
+
+        console = Console(stderr=True, highlight=False)
+        columns: list[ProgressColumn] = [SpinnerColumn(), TextColumn("{task.description}")]
         if total:
             columns += [BarColumn(), DownloadColumn(), TransferSpeedColumn()]
-        with Progress(*columns, console=stderr, transient=True) as progress:
+        with Progress(*columns, console=console, transient=True) as progress:
             task_id = progress.add_task(description, total=total or None)
             yield lambda n: progress.advance(task_id, n)
-        stderr.print(f"[green]✓[/] {description}")
+        console.print(f"[green]✓[/] {description}")
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            stderr.print(f"[dim]· {message}[/]")
+            info(f"· {message}")
 
 
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2) + "\n")
 
 
-class _BlockDumper(yaml.SafeDumper):
-    """Indents lists under their key and writes multi-line strings as blocks, as kubectl does."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_BlockDumper.add_representer(str, _str_presenter)
-
-
 def print_yaml(value: Any) -> None:
-    sys.stdout.write(yaml.dump(value, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False))
+    import yaml
+
+    class BlockDumper(yaml.SafeDumper):
+        """Indents lists under their key and writes multi-line strings as blocks, as kubectl does."""
+
+        def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+            super().increase_indent(flow, False)
+
+    def str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+
+    BlockDumper.add_representer(str, str_presenter)
+    sys.stdout.write(yaml.dump(value, Dumper=BlockDumper, sort_keys=False, default_flow_style=False))
 
 
 def human_size(n: int) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sealer.build import Builder, BuildOptions
-from sealer.commands._output import RichReporter, print_json, stderr
+from sealer.commands._output import RichReporter, info, print_json
 from sealer.platform import Platform
 from sealer.reference import Reference
 from sealer.store import Store
@@ -39,5 +39,5 @@ def run(
         )
         return
     for img in result.images:
-        stderr.print(f"{result.name} {img.platform}: {img.id[:12]}")
-    stderr.print(f"built {result.name}: {result.layers_written} layers written, {result.layers_cached} from cache")
+        info(f"{result.name} {img.platform}: {img.id[:12]}")
+    info(f"built {result.name}: {result.layers_written} layers written, {result.layers_cached} from cache")

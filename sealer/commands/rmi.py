@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sealer.commands._output import print_json, stderr
+from sealer.commands._output import info, print_json
 from sealer.errors import StoreBusyError
 from sealer.image import remove_image
 from sealer.platform import Platform
@@ -19,11 +19,11 @@ def run(names: list[str], platforms: str | None, output: str) -> None:
     try:
         freed = store.collect_garbage()
     except StoreBusyError:
-        stderr.print("another sealer command is running: unused blobs are left for 'sealer prune'")
+        info("another sealer command is running: unused blobs are left for 'sealer prune'")
     if output == "json":
         print_json({"untagged": removed, "deletedBlobs": freed})
         return
     for name, ids in removed.items():
         for i in ids:
-            stderr.print(f"untagged {name} {i[:12]}")
-    stderr.print(f"deleted {len(freed)} unused blobs")
+            info(f"untagged {name} {i[:12]}")
+    info(f"deleted {len(freed)} unused blobs")
