@@ -95,6 +95,61 @@ def tag(source: str, target: str) -> None:
     cmd.run(source, target)
 
 
+@cli.command()
+@click.argument("image", required=False)
+@click.option("-m", "--masters", metavar="IP[,IP...]", help="Master hosts (ranges like 10.0.0.1-10.0.0.3 too).")
+@click.option("-n", "--nodes", metavar="IP[,IP...]", help="Worker hosts.")
+@click.option("-f", "--clusterfile", type=click.Path(dir_okay=False), help="A Clusterfile (sealer.cloud/v2).")
+@click.option("-u", "--user", default="root", show_default=True, help="SSH user.")
+@click.option("-p", "--password", envvar="SEALER_SSH_PASSWORD", help="SSH password (prefer $SEALER_SSH_PASSWORD).")
+@click.option("--pk", type=click.Path(dir_okay=False), help="SSH private key.")
+@click.option("--port", default=22, show_default=True, type=click.IntRange(1, 65535), help="SSH port.")
+@click.option("--cluster", "name", help="Cluster name (default: the Clusterfile's, or my-cluster).")
+@click.option("--strict-host-keys", is_flag=True, help="Refuse hosts whose key is not known yet.")
+@OUTPUT
+def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: str | None, user: str,
+        password: str | None, pk: str | None, port: int, name: str | None, strict_host_keys: bool,
+        output: str) -> None:  # fmt: skip
+    """Run an image on hosts: each gets the rootfs of its own platform."""
+    from sealer.commands import run as cmd
+
+    cluster = cmd.load_cluster(image, masters, nodes, clusterfile, user, password, pk, port, name)
+    cmd.run(cluster, strict_host_keys, output)
+
+
+@cli.group()
+def sandbox() -> None:
+    """Hosts on this machine (network namespaces with sshd) to try sealer on. Needs root."""
+
+
+@sandbox.command("up")
+@click.argument("name")
+@click.option("--hosts", required=True, metavar="ARCH,ARCH,...", help="One host per entry: amd64 or arm64.")
+def sandbox_up(name: str, hosts: str) -> None:
+    """Start a sandbox: one host per --hosts entry."""
+    from sealer.commands import sandbox as cmd
+
+    cmd.up(name, hosts)
+
+
+@sandbox.command("down")
+@click.argument("name")
+def sandbox_down(name: str) -> None:
+    """Remove a sandbox and everything it made."""
+    from sealer.commands import sandbox as cmd
+
+    cmd.down(name)
+
+
+@sandbox.command("ls")
+@OUTPUT
+def sandbox_ls(output: str) -> None:
+    """List sandbox hosts: name, address, platform, key."""
+    from sealer.commands import sandbox as cmd
+
+    cmd.ls(output)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

@@ -134,12 +134,21 @@ def _inside(root: str, path: str) -> bool:
     return real == root or real.startswith(root + os.sep)
 
 
-def extract_layer(blob: Path, target: Path, digest: str) -> None:
+def layer_mtime(digest: str) -> int:
+    """The time every file of an unpacked layer gets: derived from the digest, so an unchanged
+    layer keeps its times when unpacked again (rsync's quick check skips it) and a changed
+    one, even with a file of the same size, gets other times (rsync sends it)."""
+    return int(digest.split(":", 1)[1][:8], 16)
+
+
+def extract_layer(blob: Path, target: Path, digest: str) -> bool:
     """Extract a layer tar into ``target``, refusing anything that could write outside it.
 
-    Whiteouts stay as ``.wh.`` files; :func:`apply_layers` interprets them.
+    Whiteouts stay as ``.wh.`` files; :func:`apply_layers` interprets them. Returns whether
+    the layer had any.
     """
     root = os.path.realpath(target)
+    whiteouts = False
     with tarfile.open(blob, "r:*") as tar:
         for member in tar:
             rel = _safe_member_path(member.name, digest)
@@ -154,6 +163,7 @@ def extract_layer(blob: Path, target: Path, digest: str) -> None:
                     shutil.rmtree(dest)
                 else:
                     os.unlink(dest)
+            whiteouts = whiteouts or os.path.basename(rel).startswith(WHITEOUT_PREFIX)
             mode = member.mode & 0o7777 & ~0o6000  # never set-id bits from an archive
             if member.isdir():
                 os.makedirs(dest, exist_ok=True)
@@ -178,6 +188,15 @@ def extract_layer(blob: Path, target: Path, digest: str) -> None:
                 Path(d, WHITEOUT_PREFIX + base).touch()
             else:
                 raise DigestMismatchError(digest, f"layer entry {member.name!r} is a device or other special file")
+    stamp = layer_mtime(digest)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), (stamp, stamp), follow_symlinks=False)
+    return whiteouts
+
+
+def has_whiteouts(store: Store, digest: str) -> bool:
+    return (store.layers / (digest.split(":", 1)[1] + ".whiteouts")).exists()
 
 
 def unpacked_layer(store: Store, digest: str) -> Path:
@@ -189,7 +208,8 @@ def unpacked_layer(store: Store, digest: str) -> Path:
     work = store.tmp_path(".unpack")
     work.mkdir()
     try:
-        extract_layer(store.blob_path(digest), work, digest)
+        if extract_layer(store.blob_path(digest), work, digest):
+            (store.layers / (hexd + ".whiteouts")).touch()  # before the rename: never missing
         try:
             os.rename(work, final)
         except OSError:

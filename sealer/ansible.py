@@ -1,0 +1,124 @@
+"""Running sealer's playbooks through ansible-runner, and reading what happened per host."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sealer.progress import Reporter
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PLAYBOOKS = Path(os.environ.get("SEALER_PLAYBOOKS", PROJECT_DIR / "playbooks"))
+ROLES = Path(os.environ.get("SEALER_ROLES", PROJECT_DIR / "roles"))
+
+
+@dataclass
+class HostSummary:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class Failure:
+    host: str
+    task: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.host}: {self.task}: {self.reason}"
+
+
+@dataclass
+class PlaybookResult:
+    status: str
+    rc: int
+    run_dir: Path
+    hosts: dict[str, HostSummary] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    changed_tasks: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _reason(res: dict[str, Any]) -> str:
+    for key in ("msg", "stderr", "module_stderr", "stdout"):
+        value = res.get(key)
+        if value:
+            text = str(value).strip().splitlines()
+            return " | ".join(text[-3:])[:500]
+    return "failed"
+
+
+def run_playbook(
+    playbook: str,
+    inventory: Path,
+    run_dir: Path,
+    reporter: Reporter,
+    extravars: dict[str, Any] | None = None,
+    tags: str | None = None,
+    limit: str | None = None,
+) -> PlaybookResult:
+    import ansible_runner
+
+    result = PlaybookResult("unknown", -1, run_dir)
+
+    def on_event(event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        host = data.get("host") or data.get("remote_addr") or ""
+        task = data.get("task") or ""
+        if kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
+            result.changed_tasks.setdefault(host, []).append(task)
+            reporter.note(f"{host}: {task}: changed")
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            result.failures.append(Failure(host, task, _reason(data.get("res") or {})))
+            reporter.note(f"{host}: {task}: FAILED")
+        elif kind == "runner_on_unreachable":
+            result.failures.append(Failure(host, task, "unreachable: " + _reason(data.get("res") or {})))
+            reporter.note(f"{host}: {task}: UNREACHABLE")
+        elif kind == "playbook_on_task_start":
+            reporter.note(f"task: {task}")
+        elif kind == "playbook_on_stats":
+            for stat, attr in (("ok", "ok"), ("changed", "changed"), ("failures", "failed"),
+                               ("dark", "unreachable"), ("skipped", "skipped")):  # fmt: skip
+                for h, n in (data.get(stat) or {}).items():
+                    setattr(result.hosts.setdefault(h, HostSummary()), attr, n)
+        return True
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(run_dir, 0o700)
+    envvars = {
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "ANSIBLE_ROLES_PATH": str(ROLES),
+        "ANSIBLE_FORKS": "50",
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_SSH_RETRIES": "2",
+        "ANSIBLE_TIMEOUT": "20",
+    }
+    runner = ansible_runner.run(
+        private_data_dir=str(run_dir),
+        playbook=str(PLAYBOOKS / playbook),
+        inventory=str(inventory),
+        envvars=envvars,
+        extravars=extravars or {},
+        tags=tags,
+        limit=limit,
+        quiet=True,
+        event_handler=on_event,
+        rotate_artifacts=0,
+    )
+    result.status = str(runner.status)
+    result.rc = int(runner.rc if runner.rc is not None else -1)
+    if result.rc != 0 and not result.failures:
+        out = (run_dir / "artifacts").rglob("stdout")
+        tail = ""
+        for path in out:
+            tail = path.read_text(errors="replace").strip().splitlines()[-1:][0] if path.stat().st_size else ""
+        result.failures.append(Failure("ansible", playbook, tail or f"ansible-playbook exited {result.rc}"))
+    return result

@@ -1,0 +1,263 @@
+"""The cluster a user asks for: from ``-m/-n`` flags or a Clusterfile (``sealer.cloud/v2``).
+
+Everything here is checked before any host is contacted: addresses, duplicates, a host in
+two roles, unknown fields (named with their file and line).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sealer.errors import SealerError
+from sealer.reference import Reference
+
+API_VERSION = "sealer.cloud/v2"
+ROLES = ("master", "node")
+
+
+class ClusterfileError(SealerError):
+    """A Clusterfile or host list problem, with file:line where there is one."""
+
+
+@dataclass(frozen=True)
+class SSHConfig:
+    user: str = "root"
+    port: int = 22
+    password: str | None = field(default=None, repr=False)
+    pk: str | None = None
+    pk_password: str | None = field(default=None, repr=False)
+
+    def merged(self, other: dict[str, Any]) -> SSHConfig:
+        return replace(self, **{k: v for k, v in other.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class Host:
+    address: str
+    role: str
+    ssh: SSHConfig
+
+
+@dataclass
+class Cluster:
+    name: str
+    image: Reference
+    ssh: SSHConfig
+    hosts: list[Host]
+    env: dict[str, str] = field(default_factory=dict)
+    cmd: list[str] = field(default_factory=list)
+    registry: str | None = None
+
+    @property
+    def masters(self) -> list[Host]:
+        return [h for h in self.hosts if h.role == "master"]
+
+    @property
+    def registry_host(self) -> str:
+        return self.registry or self.masters[0].address
+
+
+def parse_address(text: str, where: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError as err:
+        raise ClusterfileError(f"{where}: {text!r} is not an IP address") from err
+
+
+def parse_address_list(text: str, where: str) -> list[str]:
+    """``-m 10.0.0.1,10.0.0.2`` (ranges like ``10.0.0.1-10.0.0.3`` too)."""
+    out: list[str] = []
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            raise ClusterfileError(f"{where}: empty address in {text!r}")
+        if "-" in item:
+            first_text, last_text = item.split("-", 1)
+            first = ipaddress.ip_address(parse_address(first_text, where))
+            last = ipaddress.ip_address(parse_address(last_text, where))
+            if first.version != last.version or not 0 <= int(last) - int(first) <= 1024:
+                raise ClusterfileError(f"{where}: bad address range {item!r}")
+            out.extend(str(ipaddress.ip_address(i)) for i in range(int(first), int(last) + 1))
+        else:
+            out.append(parse_address(item, where))
+    return out
+
+
+def check_hosts(hosts: list[Host]) -> None:
+    seen: dict[str, str] = {}
+    problems = []
+    for host in hosts:
+        if host.address in seen:
+            if seen[host.address] != host.role:
+                problems.append(f"{host.address} is both {seen[host.address]} and {host.role}")
+            else:
+                problems.append(f"{host.address} is listed twice as {host.role}")
+        seen[host.address] = host.role
+    if not any(h.role == "master" for h in hosts):
+        problems.append("a cluster needs at least one master")
+    if problems:
+        raise ClusterfileError("; ".join(problems))
+
+
+def from_flags(
+    image: str, masters: str, nodes: str | None, ssh: SSHConfig, name: str, registry: str | None = None
+) -> Cluster:
+    hosts = [Host(a, "master", ssh) for a in parse_address_list(masters, "-m")]
+    if nodes:
+        hosts += [Host(a, "node", ssh) for a in parse_address_list(nodes, "-n")]
+    check_hosts(hosts)
+    return Cluster(name, Reference.parse(image), ssh, hosts, registry=registry)
+
+
+# ---- the Clusterfile ---------------------------------------------------------------------
+
+_SSH_KEYS = {"user": "user", "passwd": "password", "pk": "pk", "pkPasswd": "pk_password", "port": "port"}
+_SCHEMA: dict[str, Any] = {
+    "apiVersion": str,
+    "kind": str,
+    "metadata": {"name": str, "creationTimestamp": object, "annotations": object, "labels": object},
+    "spec": {
+        "image": str,
+        "ssh": {k: object for k in _SSH_KEYS},
+        "hosts": [{"ips": [str], "roles": [str], "ssh": {k: object for k in _SSH_KEYS}, "env": [str]}],
+        "env": [str],
+        "cmd": [str],
+        "registry": str,
+    },
+    "status": object,
+}
+
+
+def _check_node(node: yaml.Node, schema: Any, path: str, display: str) -> None:
+    where = f"{display}:{node.start_mark.line + 1}"
+    if schema is object:
+        return
+    if isinstance(schema, dict):
+        if not isinstance(node, yaml.MappingNode):
+            raise ClusterfileError(f"{where}: {path or 'document'} must be a mapping")
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key not in schema:
+                raise ClusterfileError(f"{display}:{key_node.start_mark.line + 1}: unknown field {path + key!r}")
+            _check_node(value_node, schema[key], f"{path}{key}.", display)
+    elif isinstance(schema, list):
+        if not isinstance(node, yaml.SequenceNode):
+            raise ClusterfileError(f"{where}: {path.rstrip('.')} must be a list")
+        for item in node.value:
+            _check_node(item, schema[0], path, display)
+    elif not isinstance(node, yaml.ScalarNode):
+        raise ClusterfileError(f"{where}: {path.rstrip('.')} must be a single value")
+
+
+def _ssh_from(data: Any, where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, attr in _SSH_KEYS.items():
+        if data and data.get(key) is not None:
+            value = data[key]
+            if attr != "port":
+                out[attr] = str(value)
+                continue
+            try:
+                port = int(value)
+            except (TypeError, ValueError) as err:
+                raise ClusterfileError(f"{where}: ssh.port {value!r} is not a number") from err
+            if not 0 < port < 65536:
+                raise ClusterfileError(f"{where}: ssh.port {port} is out of range")
+            out[attr] = port
+    return out
+
+
+def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
+    """Parse a Clusterfile; ``defaults`` (the image's ClusterFile annotation) fills what it omits."""
+    display = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ClusterfileError(f"{display}: cannot read: {err}") from err
+    try:
+        docs = [d for d in yaml.compose_all(text) if d is not None]
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f":{mark.line + 1}" if mark else ""
+        raise ClusterfileError(f"{display}{at}: not valid YAML: {getattr(err, 'problem', err)}") from err
+    cluster_docs = [d for d in docs if _kind(d) == "Cluster"]
+    if len(cluster_docs) != 1:
+        raise ClusterfileError(f"{display}: expected exactly one document of kind Cluster, found {len(cluster_docs)}")
+    node = cluster_docs[0]
+    _check_node(node, _SCHEMA, "", display)
+    data = yaml.safe_load(yaml.serialize(node))
+    line = node.start_mark.line + 1
+    if data.get("apiVersion") != API_VERSION:
+        raise ClusterfileError(f"{display}:{line}: apiVersion must be {API_VERSION}, not {data.get('apiVersion')!r}")
+    spec = data.get("spec") or {}
+    name = (data.get("metadata") or {}).get("name") or (defaults.name if defaults else "my-cluster")
+    image_text = spec.get("image") or (str(defaults.image) if defaults else None)
+    if not image_text:
+        raise ClusterfileError(f"{display}:{line}: spec.image is required")
+    ssh = (defaults.ssh if defaults else SSHConfig()).merged(_ssh_from(spec.get("ssh"), f"{display}:{line}"))
+    hosts: list[Host] = []
+    for group in spec.get("hosts") or []:
+        roles = group.get("roles") or []
+        if len(roles) != 1 or roles[0] not in ROLES:
+            raise ClusterfileError(f"{display}: host group {group.get('ips')} needs one role: master or node")
+        group_ssh = ssh.merged(_ssh_from(group.get("ssh"), display))
+        for ip in group.get("ips") or []:
+            hosts.append(Host(parse_address(str(ip), display), roles[0], group_ssh))
+    if not hosts:
+        raise ClusterfileError(f"{display}:{line}: spec.hosts lists no host")
+    check_hosts(hosts)
+    env = {}
+    for item in spec.get("env") or []:
+        key, eq, value = str(item).partition("=")
+        if not eq or not key:
+            raise ClusterfileError(f"{display}: spec.env entry {item!r} is not key=value")
+        env[key] = value
+    registry = spec.get("registry")
+    if registry is not None:
+        registry = parse_address(str(registry), display)
+        if registry not in {h.address for h in hosts}:
+            raise ClusterfileError(f"{display}: spec.registry {registry} is not one of the cluster's hosts")
+    return Cluster(
+        name=str(name),
+        image=Reference.parse(str(image_text)),
+        ssh=ssh,
+        hosts=hosts,
+        env=env,
+        cmd=[str(c) for c in spec.get("cmd") or []],
+        registry=registry,
+    )
+
+
+def _kind(node: yaml.Node) -> str | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if k.value == "kind" and isinstance(v, yaml.ScalarNode):
+                return str(v.value)
+    return None
+
+
+def to_clusterfile(cluster: Cluster) -> str:
+    """The Clusterfile a run used, saved with the cluster's state (never with a password)."""
+    by_role: dict[str, list[str]] = {}
+    for host in cluster.hosts:
+        by_role.setdefault(host.role, []).append(host.address)
+    spec: dict[str, Any] = {
+        "image": str(cluster.image),
+        "ssh": {"user": cluster.ssh.user, "port": str(cluster.ssh.port)},
+        "hosts": [{"ips": ips, "roles": [role]} for role, ips in by_role.items()],
+    }
+    if cluster.ssh.pk:
+        spec["ssh"]["pk"] = cluster.ssh.pk
+    if cluster.env:
+        spec["env"] = [f"{k}={v}" for k, v in cluster.env.items()]
+    if cluster.cmd:
+        spec["cmd"] = list(cluster.cmd)
+    if cluster.registry:
+        spec["registry"] = cluster.registry
+    doc = {"apiVersion": API_VERSION, "kind": "Cluster", "metadata": {"name": cluster.name}, "spec": spec}
+    return yaml.safe_dump(doc, sort_keys=False)

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sealer.clusterfile import Cluster, SSHConfig, from_flags, parse_clusterfile
+from sealer.commands._output import RichReporter, info, print_json, table
+from sealer.deploy import run_cluster
+from sealer.errors import UsageError
+from sealer.store import Store
+
+
+def load_cluster(
+    image: str | None,
+    masters: str | None,
+    nodes: str | None,
+    clusterfile: str | None,
+    user: str,
+    password: str | None,
+    pk: str | None,
+    port: int,
+    name: str | None,
+) -> Cluster:
+    ssh = SSHConfig(user=user, port=port, password=password, pk=os.path.abspath(pk) if pk else None)
+    if clusterfile:
+        if masters or nodes:
+            raise UsageError("give hosts with -m/-n or with a Clusterfile, not both")
+        cluster = parse_clusterfile(Path(clusterfile))
+        if image:
+            raise UsageError("give the image as an argument or in the Clusterfile's spec.image, not both")
+        if name:
+            cluster.name = name
+        return cluster
+    if not image or not masters:
+        raise UsageError("sealer run needs IMAGE and -m MASTERS (or -f Clusterfile)")
+    return from_flags(image, masters, nodes, ssh, name or "my-cluster")
+
+
+def run(cluster: Cluster, strict_host_keys: bool, output: str) -> None:
+    result = run_cluster(Store.open(), cluster, RichReporter(quiet=output == "json"), strict_host_keys)
+    rows = []
+    for host in cluster.hosts:
+        summary = result.playbook.hosts.get(host.address)
+        rows.append(
+            {
+                "address": host.address,
+                "role": host.role,
+                "platform": str(result.facts[host.address].platform),
+                "hostname": result.facts[host.address].hostname,
+                "ok": summary.ok if summary else 0,
+                "changed": summary.changed if summary else 0,
+                "changedTasks": result.playbook.changed_tasks.get(host.address, []),
+            }
+        )
+    if output == "json":
+        print_json({"cluster": cluster.name, "image": str(cluster.image), "clusterDir": str(result.cluster_dir),
+                    "runDir": str(result.playbook.run_dir), "hosts": rows})  # fmt: skip
+        return
+    table(
+        ["HOST", "ROLE", "PLATFORM", "HOSTNAME", "OK", "CHANGED"],
+        [[str(r[k]) for k in ("address", "role", "platform", "hostname", "ok", "changed")] for r in rows],
+    )
+    info(f"cluster {cluster.name} is up with {cluster.image}; state in {result.cluster_dir}")

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from sealer import sandbox
+from sealer.commands._output import info, print_json, table
+from sealer.platform import Platform
+
+
+def up(name: str, hosts: str) -> None:
+    box = sandbox.up(name, [Platform.parse(h) for h in hosts.split(",")], info)
+    info(f"sandbox {box.name} is up: {len(box.hosts)} hosts, key {box.key}")
+    ls("text", only=name)
+
+
+def down(name: str) -> None:
+    sandbox.down(name)
+    info(f"sandbox {name} removed")
+
+
+def ls(output: str, only: str | None = None) -> None:
+    boxes = [b for b in sandbox.list_sandboxes() if only is None or b.name == only]
+    rows = [
+        {"sandbox": b.name, "name": h.name, "address": h.address, "platform": h.platform, "key": b.key}
+        for b in boxes
+        for h in b.hosts
+    ]
+    if output == "json":
+        print_json(rows)
+        return
+    table(["SANDBOX", "HOST", "ADDRESS", "PLATFORM", "KEY"], [list(r.values()) for r in rows])

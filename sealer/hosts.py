@@ -1,0 +1,170 @@
+"""Reaching hosts over SSH (paramiko): host keys trusted on first use, platforms detected.
+
+Host keys are remembered per cluster in an OpenSSH known_hosts file, which the Ansible run
+then uses with StrictHostKeyChecking=yes: a key that changes between runs is refused.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from sealer.clusterfile import Host
+from sealer.errors import HostError, SealerError
+from sealer.platform import Platform
+from sealer.store import atomic_write
+
+CONNECT_TIMEOUT = 10.0
+
+
+class HostsError(SealerError):
+    """One or more hosts failed a check; one line per host."""
+
+    def __init__(self, errors: list[HostError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    address: str
+    platform: Platform
+    hostname: str
+
+
+class KnownHosts:
+    """A cluster's known_hosts: trust on first use, or refuse unknown keys when strict."""
+
+    def __init__(self, path: Path, strict: bool = False) -> None:
+        self.path = path
+        self.strict = strict
+        self.keys = paramiko.HostKeys()
+        if path.exists():
+            self.keys.load(str(path))
+        self._lock = threading.Lock()
+
+    def entry_name(self, host: Host) -> str:
+        return host.address if host.ssh.port == 22 else f"[{host.address}]:{host.ssh.port}"
+
+    def check(self, host: Host, key: paramiko.PKey) -> None:
+        name = self.entry_name(host)
+        with self._lock:
+            known = self.keys.lookup(name)
+            if known is not None and key.get_name() in known:
+                if known[key.get_name()] != key:
+                    raise HostError(
+                        host.address,
+                        f"host key changed ({key.get_name()} {key.fingerprint}); if the host was reinstalled, "
+                        f"remove its line from {self.path}",
+                    )
+                return
+            if known is not None or self.strict:
+                raise HostError(host.address, f"unknown host key {key.get_name()} {key.fingerprint} (strict host keys)")
+            self.keys.add(name, key.get_name(), key)
+
+    def save(self) -> None:
+        lines = [
+            f"{name} {key_type} {key.get_base64()}\n"
+            for name in sorted(self.keys.keys())
+            for key_type, key in sorted(self.keys[name].items())
+        ]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, "".join(lines).encode(), mode=0o600)
+
+
+def connect(host: Host, known: KnownHosts, timeout: float = CONNECT_TIMEOUT) -> paramiko.Transport:
+    """An authenticated client, after the host key passed ``known``."""
+    try:
+        sock = socket.create_connection((host.address, host.ssh.port), timeout=timeout)
+    except OSError as err:
+        raise HostError(host.address, f"unreachable on port {host.ssh.port}: {err.strerror or err}") from err
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=timeout)
+        known.check(host, transport.get_remote_server_key())
+        _authenticate(transport, host)
+    except HostError:
+        transport.close()
+        raise
+    except (paramiko.SSHException, OSError, EOFError) as err:
+        transport.close()
+        raise HostError(host.address, f"ssh failed: {err}") from err
+    return transport
+
+
+def _authenticate(transport: paramiko.Transport, host: Host) -> None:
+    ssh = host.ssh
+    try:
+        if ssh.pk:
+            key = _load_key(ssh.pk, ssh.pk_password, host.address)
+            transport.auth_publickey(ssh.user, key)
+        elif ssh.password is not None:
+            transport.auth_password(ssh.user, ssh.password)
+        else:
+            raise HostError(host.address, "no SSH key or password given (use --pk or a password option)")
+    except paramiko.AuthenticationException as err:
+        raise HostError(host.address, f"authentication failed for user {ssh.user}") from err
+
+
+def _load_key(path: str, password: str | None, address: str) -> paramiko.PKey:
+    errors = []
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key_file(path, password=password)
+        except (paramiko.SSHException, ValueError) as err:
+            errors.append(str(err))
+        except OSError as err:
+            raise HostError(address, f"cannot read SSH key {path}: {err.strerror}") from err
+    raise HostError(address, f"cannot load SSH key {path}: {errors[-1]}")
+
+
+def run(transport: paramiko.Transport, command: str, timeout: float = 60) -> tuple[int, str, str]:
+    channel = transport.open_session(timeout=timeout)
+    try:
+        channel.settimeout(timeout)
+        channel.exec_command(command)
+        out = channel.makefile("rb").read().decode("utf-8", "replace")
+        err = channel.makefile_stderr("rb").read().decode("utf-8", "replace")
+        return channel.recv_exit_status(), out, err
+    finally:
+        channel.close()
+
+
+def detect_one(host: Host, known: KnownHosts) -> HostFacts:
+    client = connect(host, known)
+    try:
+        code, out, err = run(client, "uname -m; hostname; cat /proc/cpuinfo 2>/dev/null | grep -m1 'CPU architecture'")
+    finally:
+        client.close()
+    lines = out.splitlines()
+    if code not in (0, 1) or len(lines) < 2:
+        raise HostError(host.address, f"cannot read the machine type: {err.strip() or out.strip()}")
+    try:
+        platform = Platform.from_uname(lines[0], "\n".join(lines[2:]))
+    except SealerError as err:
+        raise HostError(host.address, str(err)) from err
+    return HostFacts(host.address, platform, lines[1].strip())
+
+
+def detect(hosts: list[Host], known: KnownHosts) -> dict[str, HostFacts]:
+    """Every host's platform, in parallel; any failure raises HostsError naming each host."""
+    results: dict[str, HostFacts] = {}
+    errors: list[HostError] = []
+    with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
+        futures = {pool.submit(detect_one, h, known): h for h in hosts}
+        for future, host in futures.items():
+            try:
+                results[host.address] = future.result()
+            except HostError as err:
+                errors.append(err)
+            except Exception as err:  # one host's surprise must not hide the others' results
+                errors.append(HostError(host.address, f"{type(err).__name__}: {err}"))
+    if errors:
+        raise HostsError(sorted(errors, key=lambda e: e.host))
+    known.save()
+    return results

@@ -1,0 +1,75 @@
+"""The Ansible inventory of a cluster: groups by role and by platform, never a secret in it.
+
+A user can run sealer's playbooks, or their own, against it with plain ansible-playbook.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sealer.clusterfile import Cluster
+from sealer.hosts import HostFacts
+from sealer.platform import Platform
+
+REMOTE_DATA_DIR = "/var/lib/sealer/data"
+
+
+def platform_groups(facts: dict[str, HostFacts]) -> dict[Platform, list[str]]:
+    groups: dict[Platform, list[str]] = {}
+    for address, fact in facts.items():
+        groups.setdefault(fact.platform, []).append(address)
+    return groups
+
+
+def build_inventory(
+    cluster: Cluster,
+    facts: dict[str, HostFacts],
+    cluster_dir: Path,
+    image_ids: dict[Platform, str],
+) -> dict[str, Any]:
+    """The inventory as a dict (written as YAML). ``image_ids``: each platform's image id."""
+    all_vars: dict[str, Any] = {
+        "sealer_cluster_name": cluster.name,
+        "sealer_image": str(cluster.image),
+        "sealer_data_dir": f"{REMOTE_DATA_DIR}/{cluster.name}",
+        "sealer_registry_host": cluster.registry_host,
+        "ansible_ssh_common_args": (
+            f"-o UserKnownHostsFile={cluster_dir / 'known_hosts'} -o StrictHostKeyChecking=yes"
+        ),
+        "ansible_python_interpreter": "auto_silent",
+    }
+    hosts: dict[str, Any] = {}
+    for host in cluster.hosts:
+        fact = facts[host.address]
+        hosts[host.address] = {
+            "ansible_user": host.ssh.user,
+            "ansible_port": host.ssh.port,
+            "sealer_role": host.role,
+            "sealer_platform": str(fact.platform),
+            "sealer_arch": fact.platform.architecture,
+            "sealer_hostname": fact.hostname,
+        }
+        if host.ssh.pk:
+            hosts[host.address]["ansible_ssh_private_key_file"] = host.ssh.pk
+    children: dict[str, Any] = {}
+    for role in ("master", "node"):
+        members = [h.address for h in cluster.hosts if h.role == role]
+        children[role] = {"hosts": dict.fromkeys(members, None)} if members else {"hosts": {}}
+    children["registry"] = {"hosts": {cluster.registry_host: None}}
+    for platform, members in sorted(platform_groups(facts).items()):
+        ordered = [h.address for h in cluster.hosts if h.address in members]
+        children[platform.group_name] = {
+            "hosts": dict.fromkeys(ordered, None),
+            "vars": {
+                "sealer_rootfs_source": str(cluster_dir / "mounts" / platform.group_name),
+                "sealer_image_id": image_ids[platform],
+            },
+        }
+    return {"all": {"vars": all_vars, "hosts": hosts, "children": children}}
+
+
+def dump_inventory(inventory: dict[str, Any]) -> str:
+    return yaml.safe_dump(inventory, sort_keys=False, default_flow_style=False)

@@ -1,0 +1,68 @@
+"""Each platform's rootfs, assembled from its layers for a run (the design note's mounters).
+
+As root, an overlayfs of the unpacked layers (read-only, nothing copied); where overlayfs
+cannot be used (not root, whiteouts, too many layers for the mount options) a copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from sealer.errors import StoreError
+from sealer.image import PlatformImage
+from sealer.layer import apply_layers, has_whiteouts, unpacked_layer
+from sealer.store import Store
+
+MAX_MOUNT_OPTIONS = 3500  # the kernel takes one page of mount options
+
+
+def unmount_all(path: Path) -> None:
+    """Unmount whatever an earlier, killed run left mounted below ``path``."""
+    prefix = str(path.resolve())
+    with open("/proc/self/mounts") as f:
+        mounts = [line.split()[1] for line in f]
+    for mnt in sorted((m for m in mounts if m == prefix or m.startswith(prefix + "/")), key=len, reverse=True):
+        if subprocess.run(["umount", mnt], capture_output=True, check=False).returncode != 0:
+            subprocess.run(["umount", "-l", mnt], capture_output=True, check=False)
+
+
+def _overlay(lowers: list[Path], target: Path) -> bool:
+    if len(lowers) == 1:
+        args = ["mount", "--bind", "-o", "ro", str(lowers[0]), str(target)]
+    else:
+        options = "lowerdir=" + ":".join(str(p) for p in reversed(lowers))
+        if len(options) > MAX_MOUNT_OPTIONS:
+            return False
+        args = ["mount", "-t", "overlay", "overlay", "-o", options + ",ro", str(target)]
+    return subprocess.run(args, capture_output=True, check=False).returncode == 0
+
+
+@contextlib.contextmanager
+def mounted_rootfs(store: Store, image: PlatformImage, target: Path) -> Iterator[Path]:
+    """``target`` holds the image's rootfs until the context ends."""
+    digests = [layer.digest for layer in image.config.layers]
+    if not digests:
+        raise StoreError(f"image {image.id[:12]} has no layers to mount")
+    unmount_all(target)
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    mounted = False
+    try:
+        lowers = [unpacked_layer(store, d) for d in digests]
+        if os.geteuid() == 0 and not any(has_whiteouts(store, d) for d in digests):
+            mounted = _overlay(lowers, target)
+        if not mounted:
+            apply_layers(store, digests, target)
+        yield target
+    finally:
+        if mounted:
+            unmount_all(target)
+            with contextlib.suppress(OSError):
+                target.rmdir()  # never a recursive delete where layers were mounted
+        else:
+            shutil.rmtree(target, ignore_errors=True)
