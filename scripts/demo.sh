@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# make demo: build the example base and app for linux/amd64 and linux/arm64, show them, then
-# (when the sandbox can be made here) run the app on an amd64 master and an arm64 node.
-# make demo-clean: remove the demo's store and sandbox.
+# make demo: build the example base and app for linux/amd64 and linux/arm64, start a sandbox of
+# an amd64 master and an arm64 node (network namespaces with sshd; arm64 through qemu-user),
+# run the app on it, and show that each host got the bits of its own architecture.
+# make demo-clean: remove the demo's sandbox, clusters and store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -9,9 +10,9 @@ export SEALER_ROOT=${SEALER_ROOT:-/var/lib/sealer-demo}
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 if [ "${1:-}" = clean ]; then
-    if sealer sandbox ls >/dev/null 2>&1; then sealer sandbox down demo 2>/dev/null || true; fi
+    sealer sandbox down demo 2>/dev/null || true
     rm -rf "$SEALER_ROOT"
-    echo "demo removed"
+    echo "demo removed (the cached sandbox userlands stay in /var/lib/sealer-sandbox/userlands)"
     exit 0
 fi
 
@@ -25,5 +26,25 @@ say "sealer inspect kubernetes-multi-arch:v1.19.8   (the manifests list)"
 sealer inspect kubernetes-multi-arch:v1.19.8
 say "sealer inspect kubernetes-multi-arch:v1.19.8 --platform linux/arm64   (the arm64 image)"
 sealer inspect kubernetes-multi-arch:v1.19.8 --platform linux/arm64
-say "skopeo, an independent OCI reader, on the store"
-skopeo inspect --raw "oci:$SEALER_ROOT:kubernetes-multi-arch:v1.19.8"; echo
+
+say "sealer sandbox up demo --hosts amd64,arm64   (the first time builds the userlands: a few minutes)"
+if sealer sandbox ls --output json | grep -q '"sandbox": "demo"'; then sealer sandbox ls; else sealer sandbox up demo --hosts amd64,arm64; fi
+master=$(sealer sandbox ls --output json | python3 -c 'import json,sys; print([h["address"] for h in json.load(sys.stdin) if h["name"]=="demo-1"][0])')
+node=$(sealer sandbox ls --output json | python3 -c 'import json,sys; print([h["address"] for h in json.load(sys.stdin) if h["name"]=="demo-2"][0])')
+key=/var/lib/sealer-sandbox/sandboxes/demo/id_ed25519
+
+say "sealer run kubernetes-multi-arch:v1.19.8 -m $master -n $node --pk $key --cluster demo"
+sealer run kubernetes-multi-arch:v1.19.8 -m "$master" -n "$node" --pk "$key" --cluster demo
+
+on() { ssh -q -i "$key" -o UserKnownHostsFile="$SEALER_ROOT/clusters/demo/known_hosts" "root@$1" "$2"; }
+elf='import sys; m=open(sys.argv[1],"rb").read(20)[18:20]; print({b"\x3e\x00":"x86-64",b"\xb7\x00":"aarch64"}.get(m,m.hex()))'
+for host in "$master" "$node"; do
+    say "host $host"
+    on "$host" "echo \"platform:        \$(uname -m) (\$(hostname))\"; printf 'bin/helm ELF:    '; python3 -c '$elf' /var/lib/sealer/data/demo/rootfs/bin/helm"
+done
+say "bin/helm executed on the arm64 node $node"
+on "$node" /var/lib/sealer/data/demo/rootfs/bin/helm\ version
+say "run again: nothing changes"
+sealer run kubernetes-multi-arch:v1.19.8 -m "$master" -n "$node" --pk "$key" --cluster demo
+echo
+echo "make demo-clean removes the sandbox, the cluster state and the demo store."

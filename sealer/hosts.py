@@ -20,6 +20,7 @@ from sealer.platform import Platform
 from sealer.store import atomic_write
 
 CONNECT_TIMEOUT = 10.0
+DETECT_COMMAND = "uname -m; hostname; grep -m1 'CPU architecture' /proc/cpuinfo 2>/dev/null"
 
 
 class HostsError(SealerError):
@@ -136,19 +137,25 @@ def run(transport: paramiko.Transport, command: str, timeout: float = 60) -> tup
 
 
 def detect_one(host: Host, known: KnownHosts) -> HostFacts:
-    client = connect(host, known)
+    transport = connect(host, known)
     try:
-        code, out, err = run(client, "uname -m; hostname; cat /proc/cpuinfo 2>/dev/null | grep -m1 'CPU architecture'")
+        code, out, err = run(transport, DETECT_COMMAND)
     finally:
-        client.close()
+        transport.close()
+    return parse_detection(host.address, code, out, err)
+
+
+def parse_detection(address: str, code: int, out: str, err: str) -> HostFacts:
+    """What DETECT_COMMAND printed: ``uname -m``, the hostname, and for arm the CPU architecture line."""
     lines = out.splitlines()
-    if code not in (0, 1) or len(lines) < 2:
-        raise HostError(host.address, f"cannot read the machine type: {err.strip() or out.strip()}")
+    # grep exits 1 when /proc/cpuinfo has no such line (x86): that is not a failure
+    if code not in (0, 1) or len(lines) < 2 or not lines[0].strip():
+        raise HostError(address, f"cannot read the machine type: {err.strip() or out.strip() or f'exit {code}'}")
     try:
         platform = Platform.from_uname(lines[0], "\n".join(lines[2:]))
-    except SealerError as err:
-        raise HostError(host.address, str(err)) from err
-    return HostFacts(host.address, platform, lines[1].strip())
+    except SealerError as err_:
+        raise HostError(address, str(err_)) from err_
+    return HostFacts(address, platform, lines[1].strip())
 
 
 def detect(hosts: list[Host], known: KnownHosts) -> dict[str, HostFacts]:

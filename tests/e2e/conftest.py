@@ -1,0 +1,91 @@
+"""One sandbox per test run, shared by the end-to-end tests: real sshd hosts in network
+namespaces, amd64 and arm64 (through qemu-user-static), torn down at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import SEALER, Sealer
+
+# host 1 amd64, 2 arm64, 3 amd64, 4 arm64, 5 arm64
+SANDBOX_HOSTS = "amd64,arm64,amd64,arm64,arm64"
+
+
+@dataclass
+class SandboxHost:
+    name: str
+    address: str
+    platform: str
+    key: str
+
+    @property
+    def arch(self) -> str:
+        return self.platform.split("/")[1]
+
+    def ssh(self, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command on the host with plain OpenSSH: the tests' independent look at it."""
+        proc = subprocess.run(
+            ["ssh", "-i", self.key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"root@{self.address}", command],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{self.address}: {command}: {proc.returncode} {proc.stderr}")
+        return proc
+
+
+@dataclass
+class Sandbox:
+    name: str
+    hosts: list[SandboxHost]
+
+    @property
+    def key(self) -> str:
+        return self.hosts[0].key
+
+
+def sandbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SEALER, "sandbox", *args], capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    name = f"t{os.getpid()}"[:12]
+    proc = sandbox_cli("up", name, "--hosts", SANDBOX_HOSTS)
+    if proc.returncode != 0:
+        sandbox_cli("down", name)
+        pytest.fail(f"sandbox up failed: {proc.stderr}")
+    try:
+        rows = json.loads(sandbox_cli("ls", "--output", "json").stdout)
+        hosts = [SandboxHost(r["name"], r["address"], r["platform"], r["key"]) for r in rows if r["sandbox"] == name]
+        yield Sandbox(name, hosts)
+    finally:
+        down = sandbox_cli("down", name)
+        assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture(scope="session")
+def run_store(example_store: Sealer) -> Sealer:
+    """The store with the example images, used by every run test."""
+    return example_store
+
+
+def run_cluster(store: Sealer, cluster: str, masters: list[SandboxHost], nodes: list[SandboxHost],
+                *extra: str, image: str = "kubernetes-multi-arch:v1.19.8", key: str | None = None,
+                check: bool = True) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    args = ["run", image, "-m", ",".join(h.address for h in masters)]
+    if nodes:
+        args += ["-n", ",".join(h.address for h in nodes)]
+    args += ["--pk", key or masters[0].key, "--cluster", cluster, "--output", "json", *extra]
+    return store.run(*args, check=check)
+
+
+def cluster_dir(store: Sealer, cluster: str) -> Path:
+    return store.root / "clusters" / cluster

@@ -1,0 +1,154 @@
+"""sealer run onto the sandbox: every host gets the rootfs of its own platform."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import Sandbox, SandboxHost, cluster_dir, run_cluster
+from tests.helpers import Sealer
+
+ELF_MACHINE = {"amd64": "3e00", "arm64": "b700"}
+ROOTFS = "/var/lib/sealer/data/{cluster}/rootfs"
+TREE_HASH = "cd {root} && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum"
+
+
+def elf_machine(host: SandboxHost, path: str) -> str:
+    code = f"print(open('{path}', 'rb').read(20)[18:20].hex())"
+    return host.ssh(f'python3 -c "{code}"').stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def small(run_store: Sealer, sandbox: Sandbox) -> dict[str, object]:
+    """One amd64 master, one arm64 node."""
+    proc = run_cluster(run_store, "small", [sandbox.hosts[0]], [sandbox.hosts[1]])
+    result: dict[str, object] = json.loads(proc.stdout)
+    return result
+
+
+def test_each_host_gets_the_helm_of_its_own_machine(small: dict[str, object], sandbox: Sandbox) -> None:
+    for host in sandbox.hosts[:2]:
+        root = ROOTFS.format(cluster="small")
+        assert elf_machine(host, f"{root}/bin/helm") == ELF_MACHINE[host.arch]
+        version = host.ssh(f"{root}/bin/helm version").stdout
+        assert f'GoArch:"{host.arch}"' in version
+        assert host.ssh(f"test -d {root}/registry", check=False).returncode == 1
+        # init.sh ran on the host, under its own architecture
+        machine = {"amd64": "x86_64", "arm64": "aarch64"}[host.arch]
+        assert f"init.sh[{machine}] {root}" in host.ssh("cat /var/lib/sealer/standin-calls.log").stdout
+
+
+def test_inventory_groups_match_detected_platforms(
+    small: dict[str, object], run_store: Sealer, sandbox: Sandbox
+) -> None:
+    path = cluster_dir(run_store, "small") / "inventory.yaml"
+    assert path.stat().st_mode & 0o777 == 0o600
+    inv = yaml.safe_load(path.read_text())
+    groups = inv["all"]["children"]
+    a, b = sandbox.hosts[0].address, sandbox.hosts[1].address
+    assert list(groups["master"]["hosts"]) == [a]
+    assert list(groups["node"]["hosts"]) == [b]
+    assert list(groups["linux_amd64"]["hosts"]) == [a]
+    assert list(groups["linux_arm64"]["hosts"]) == [b]
+    assert list(groups["registry"]["hosts"]) == [a]
+    assert inv["all"]["hosts"][b]["sealer_platform"] == "linux/arm64/v8"
+    # a user can use it with plain ansible against the same hosts
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible"), "linux_arm64", "-i", str(path),
+         "-m", "ansible.builtin.command", "-a", "uname -m"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "aarch64" in out and a not in out
+
+
+def test_second_run_changes_nothing(small: dict[str, object], run_store: Sealer, sandbox: Sandbox) -> None:
+    again = json.loads(run_cluster(run_store, "small", [sandbox.hosts[0]], [sandbox.hosts[1]]).stdout)
+    assert [(h["address"], h["changed"], h["changedTasks"]) for h in again["hosts"]] == [
+        (sandbox.hosts[0].address, 0, []),
+        (sandbox.hosts[1].address, 0, []),
+    ]
+
+
+def test_mixed_cluster_two_masters_three_nodes(run_store: Sealer, sandbox: Sandbox) -> None:
+    h = sandbox.hosts
+    result = json.loads(run_cluster(run_store, "mixed", [h[0], h[1]], [h[2], h[3], h[4]]).stdout)
+    assert [x["platform"] for x in result["hosts"]] == [
+        "linux/amd64", "linux/arm64/v8", "linux/amd64", "linux/arm64/v8", "linux/arm64/v8",
+    ]  # fmt: skip
+    root = ROOTFS.format(cluster="mixed")
+    trees = {host.address: host.ssh(TREE_HASH.format(root=root)).stdout.split()[0] for host in h}
+    amd = {trees[x.address] for x in h if x.arch == "amd64"}
+    arm = {trees[x.address] for x in h if x.arch == "arm64"}
+    assert len(amd) == 1 and len(arm) == 1, "hosts of one platform must get identical trees"
+    assert amd != arm
+    for host in h:
+        assert elf_machine(host, f"{root}/bin/helm") == ELF_MACHINE[host.arch]
+    assert h[4].ssh(f"{root}/bin/helm version").stdout.count("arm64") == 1
+
+
+def untouched(sandbox: Sandbox, cluster: str) -> None:
+    for host in sandbox.hosts:
+        assert host.ssh(f"test -e /var/lib/sealer/data/{cluster}", check=False).returncode == 1, host.address
+
+
+def test_unreachable_host_is_refused_before_any_change(run_store: Sealer, sandbox: Sandbox) -> None:
+    nowhere = SandboxHost("nowhere", sandbox.hosts[0].address.rsplit(".", 1)[0] + ".250", "linux/amd64", sandbox.key)
+    proc = run_cluster(run_store, "refused1", [sandbox.hosts[0]], [nowhere, sandbox.hosts[1]], check=False)
+    assert proc.returncode == 1
+    assert f"sealer: error: {nowhere.address}: unreachable on port 22" in proc.stderr
+    untouched(sandbox, "refused1")
+
+
+def test_wrong_key_is_refused_before_any_change(run_store: Sealer, sandbox: Sandbox, tmp_path: Path) -> None:
+    key = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    proc = run_cluster(run_store, "refused2", [sandbox.hosts[0]], [sandbox.hosts[1]], key=str(key), check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2, "one line per host"
+    assert "authentication failed for user root" in lines[1]
+    untouched(sandbox, "refused2")
+
+
+def test_duplicate_address_is_refused_before_any_host_is_contacted(run_store: Sealer, sandbox: Sandbox) -> None:
+    h = sandbox.hosts[0]
+    proc = run_cluster(run_store, "refused3", [h], [h], check=False)
+    assert proc.returncode == 1
+    assert f"{h.address} is both master and node" in proc.stderr
+    assert not (cluster_dir(run_store, "refused3") / "known_hosts").exists()
+
+
+def test_image_without_the_arm64_platform_is_refused(run_store: Sealer, sandbox: Sandbox) -> None:
+    run_store.run("tag", "kubernetes-multi-arch:v1.19.8", "amd64-only:1")
+    run_store.run("rmi", "amd64-only:1", "--platform", "linux/arm64")
+    proc = run_cluster(run_store, "refused4", [sandbox.hosts[0]], [sandbox.hosts[1]], image="amd64-only:1", check=False)
+    assert proc.returncode == 1
+    assert (
+        f"{sandbox.hosts[1].address}: is linux/arm64/v8, and image amd64-only:1 has no manifest for it" in proc.stderr
+    )
+    untouched(sandbox, "refused4")
+
+
+def test_changed_host_key_is_refused(run_store: Sealer, sandbox: Sandbox, small: dict[str, object]) -> None:
+    known = cluster_dir(run_store, "small") / "known_hosts"
+    original = known.read_text()
+    target = sandbox.hosts[1].address
+    other_key = Path(sandbox.key + ".pub").read_text().split()[1]  # a valid ed25519 key, not the host's
+    assert f"{target} ssh-ed25519 " in original
+    known.write_text(
+        "".join(
+            f"{target} ssh-ed25519 {other_key}\n" if line.startswith(target + " ") else line
+            for line in original.splitlines(keepends=True)
+        )
+    )
+    try:
+        proc = run_cluster(run_store, "small", [sandbox.hosts[0]], [sandbox.hosts[1]], check=False)
+        assert proc.returncode == 1
+        assert f"{target}: host key changed" in proc.stderr
+    finally:
+        known.write_text(original)

@@ -1,0 +1,70 @@
+"""The sandbox: each host a real machine of its architecture, private, and gone after down."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.e2e.conftest import Sandbox, sandbox_cli
+
+ELF_MACHINE = {"amd64": "3e00", "arm64": "b700"}  # e_machine, little endian
+PY_ELF_MACHINE = "import sys; print(open(sys.executable, 'rb').read(20)[18:20].hex())"
+
+
+def test_hosts_are_real_machines_of_their_architecture(sandbox: Sandbox) -> None:
+    for host in sandbox.hosts:
+        out = host.ssh(f'uname -m; hostname; python3 -c "{PY_ELF_MACHINE}"; grep -c processor /proc/cpuinfo').stdout
+        machine, hostname, python_elf, _cpus = out.split()
+        assert machine == {"amd64": "x86_64", "arm64": "aarch64"}[host.arch]
+        assert hostname == host.name
+        assert python_elf == ELF_MACHINE[host.arch]  # the userland's own binaries are of that architecture
+        if host.arch == "arm64":
+            assert "CPU architecture: 8" in host.ssh("cat /proc/cpuinfo").stdout
+
+
+def test_ls_lists_every_host(sandbox: Sandbox) -> None:
+    rows = [r for r in json.loads(sandbox_cli("ls", "--output", "json").stdout) if r["sandbox"] == sandbox.name]
+    assert [r["platform"] for r in rows] == [
+        "linux/amd64", "linux/arm64/v8", "linux/amd64", "linux/arm64/v8", "linux/arm64/v8",
+    ]  # fmt: skip
+    assert len({r["address"] for r in rows}) == len(rows)
+    assert all(r["address"].startswith("10.213.") for r in rows)
+
+
+def test_hosts_do_not_see_each_others_files(sandbox: Sandbox) -> None:
+    a, b, c = sandbox.hosts[0], sandbox.hosts[2], sandbox.hosts[1]
+    a.ssh("echo private > /root/only-here")
+    assert a.ssh("cat /root/only-here").stdout == "private\n"
+    for other in (b, c):
+        assert other.ssh("test -e /root/only-here", check=False).returncode == 1
+    a.ssh("rm /root/only-here")
+
+
+def test_hosts_reach_each_other(sandbox: Sandbox) -> None:
+    a, b = sandbox.hosts[0], sandbox.hosts[1]
+    probe = f"python3 -c \"import socket; socket.create_connection(('{b.address}', 22), 5); print('ok')\""
+    assert a.ssh(probe).stdout.strip() == "ok"
+
+
+def test_down_removes_everything_up_made() -> None:
+    name = "tdown"
+    sandbox_cli("down", name)
+    up = sandbox_cli("up", name, "--hosts", "amd64,arm64")
+    assert up.returncode == 0, up.stderr
+    rows = [r for r in json.loads(sandbox_cli("ls", "--output", "json").stdout) if r["sandbox"] == name]
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert f"sealer-{name}-1" in netns
+    down = sandbox_cli("down", name)
+    assert down.returncode == 0, down.stderr
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    mounts = Path("/proc/self/mounts").read_text()
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert f"sealer-{name}-" not in netns
+    assert f"/sandboxes/{name}/" not in mounts
+    assert f"/sandboxes/{name}/" not in procs
+    assert not any(f"{r['address']}/24" in links for r in rows)
+    assert name not in sandbox_cli("ls").stdout
+    again = sandbox_cli("down", name)
+    assert again.returncode == 1 and f"no sandbox named {name}" in again.stderr
