@@ -180,6 +180,7 @@ class Builder:
             env=dict(parent.env),
             labels=dict(parent.labels),
             images=list(parent.images),
+            base_layers=len(parent.layers),
         )
 
     def _copy(

@@ -95,6 +95,92 @@ def tag(source: str, target: str) -> None:
     cmd.run(source, target)
 
 
+INSECURE = click.option("--insecure", is_flag=True, help="Plain HTTP to this registry (loopback is always allowed).")
+
+
+@cli.command()
+@click.option(
+    "-o", "--output-file", "archive", required=True, type=click.Path(dir_okay=False), help="The tar to write."
+)
+@click.argument("names", nargs=-1, required=True)
+@PLATFORM
+@click.option("--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def save(archive: str, names: tuple[str, ...], platform: str | None, output: str) -> None:
+    """Save images as an OCI archive (every platform, or only --platform ones)."""
+    from sealer.commands import exchange as cmd
+
+    cmd.save(archive, list(names), platform, output)
+
+
+@cli.command()
+@click.option("-i", "--input", "archive", required=True, help="The tar to read, or - for stdin.")
+@OUTPUT
+def load(archive: str, output: str) -> None:
+    """Load images from an OCI archive, verifying every blob first."""
+    from sealer.commands import exchange as cmd
+
+    cmd.load(archive, output)
+
+
+@cli.command()
+@click.argument("name")
+@PLATFORM
+@INSECURE
+@OUTPUT
+def push(name: str, platform: str | None, insecure: bool, output: str) -> None:
+    """Push an image (every platform, or only --platform ones) to its registry."""
+    from sealer.commands import exchange as cmd
+
+    cmd.push(name, platform, insecure, output)
+
+
+@cli.command()
+@click.argument("name")
+@PLATFORM
+@INSECURE
+@OUTPUT
+def pull(name: str, platform: str | None, insecure: bool, output: str) -> None:
+    """Pull an image (every platform, or only --platform ones) from its registry."""
+    from sealer.commands import exchange as cmd
+
+    cmd.pull(name, platform, insecure, output)
+
+
+@cli.command()
+@click.argument("registry")
+@click.option("-u", "--username", required=True)
+@click.option("-p", "--password", help="Prefer --password-stdin: arguments show in process listings.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@INSECURE
+def login(registry: str, username: str, password: str | None, password_stdin: bool, insecure: bool) -> None:
+    """Check credentials against a registry and store them (Docker config.json, mode 0600)."""
+    from sealer.commands import exchange as cmd
+
+    cmd.login(registry, username, password, password_stdin, insecure)
+
+
+@cli.command()
+@click.argument("registry")
+def logout(registry: str) -> None:
+    """Forget a registry's credentials."""
+    from sealer.commands import exchange as cmd
+
+    cmd.logout(registry)
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("-t", "--tag", required=True, help="Name of the merged image.")
+@PLATFORM
+@INSECURE
+@OUTPUT
+def merge(names: tuple[str, ...], tag: str, platform: str | None, insecure: bool, output: str) -> None:
+    """Merge app images built on one base (default: this host's platform; --platform: each named)."""
+    from sealer.commands import exchange as cmd
+
+    cmd.merge(list(names), tag, platform, insecure, output)
+
+
 @cli.command()
 @click.argument("image", required=False)
 @click.option("-m", "--masters", metavar="IP[,IP...]", help="Master hosts (ranges like 10.0.0.1-10.0.0.3 too).")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sealer import __version__
-from sealer.errors import DigestMismatchError, ImageNotFoundError, PlatformNotFoundError
+from sealer.errors import DigestMismatchError, ImageNotFoundError, PlatformNotFoundError, SealerError
 from sealer.oci import (
     ANNOTATION_CREATED,
     INDEX_TYPES,
@@ -22,6 +22,7 @@ from sealer.oci import (
     MEDIA_LAYER,
     MEDIA_MANIFEST,
     Descriptor,
+    canonical_json,
 )
 from sealer.platform import Platform
 from sealer.reference import Reference
@@ -55,6 +56,7 @@ class ImageConfig:
     build_args: dict[str, str] = field(default_factory=dict)
     images: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    base_layers: int = 0  # how many of ``layers`` came from the FROM image
     created: str = ""
     sealer_version: str = __version__
 
@@ -83,6 +85,7 @@ class ImageConfig:
                 "buildArgs": dict(self.build_args),
                 "images": list(self.images),
                 "warnings": list(self.warnings),
+                "baseLayers": self.base_layers,
             },
         }
 
@@ -93,10 +96,16 @@ class ImageConfig:
         assert isinstance(meta, dict)
         recorded = meta.get("layers") if isinstance(meta.get("layers"), list) else []
         assert isinstance(recorded, list)
+        rootfs = doc.get("rootfs") if isinstance(doc.get("rootfs"), dict) else {}
+        assert isinstance(rootfs, dict)
+        diff_ids = rootfs.get("diff_ids") or []
         layers = []
         for i, desc in enumerate(layer_descs):
             rec = recorded[i] if i < len(recorded) and isinstance(recorded[i], dict) else {}
-            if rec.get("id") not in (None, desc.digest):
+            # sealer records uncompressed ids; a tool that recompressed the layers changed the blob
+            # digests but not the diff_ids
+            diff_id = diff_ids[i] if i < len(diff_ids) else None
+            if rec.get("id") not in (None, desc.digest, diff_id):
                 raise DigestMismatchError(digest, f"layer {i} of the config does not match the manifest")
             layers.append(
                 Layer(desc.digest, desc.size, str(rec.get("type", "BASE")), str(rec.get("value", "")), desc.media_type)
@@ -116,6 +125,7 @@ class ImageConfig:
             build_args={str(k): str(v) for k, v in (meta.get("buildArgs") or {}).items()},
             images=[str(i) for i in meta.get("images") or []],
             warnings=[str(w) for w in meta.get("warnings") or []],
+            base_layers=int(meta.get("baseLayers") or 0),
             created=str(doc.get("created", "")),
             sealer_version=str(meta.get("version", "unknown")),
         )
@@ -183,15 +193,16 @@ def write_platform_image(store: Store, config: ImageConfig) -> PlatformImage:
     return PlatformImage(Descriptor(MEDIA_MANIFEST, digest, size, config.platform), config_digest, config)
 
 
-def write_index(store: Store, images: list[PlatformImage]) -> Descriptor:
+def index_document(images: list[PlatformImage]) -> bytes:
+    """The OCI image index of these platform images, in a stable order and encoding."""
     ordered = sorted(images, key=lambda i: (i.platform.os, i.platform.architecture, i.platform.variant))
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": MEDIA_INDEX,
-        "manifests": [img.manifest.to_json() for img in ordered],
-    }
-    digest, size = store.put_json(doc)
-    return Descriptor(MEDIA_INDEX, digest, size)
+    doc = {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [img.manifest.to_json() for img in ordered]}
+    return canonical_json(doc)
+
+
+def write_index(store: Store, images: list[PlatformImage]) -> Descriptor:
+    data = index_document(images)
+    return Descriptor(MEDIA_INDEX, store.put_bytes(data), len(data))
 
 
 def read_platform_image(store: Store, desc: Descriptor) -> PlatformImage:
@@ -283,3 +294,19 @@ def tag_image(store: Store, source: Reference, target: Reference) -> Descriptor:
         names[dst_key] = names[src_key]
 
     return store.update_names(change)[dst_key]
+
+
+def add_platforms(store: Store, names: dict[str, Descriptor], key: str, images: list[PlatformImage]) -> None:
+    """Name ``key`` the union of its current platforms and ``images`` (which win for a platform).
+
+    Called inside :meth:`Store.update_names`: loading or pulling one platform of a name keeps
+    the others it had.
+    """
+    platforms: dict[Platform, PlatformImage] = {}
+    if key in names:
+        try:
+            platforms = {p.platform: p for p in read_image(store, key, names[key]).platforms}
+        except SealerError:
+            platforms = {}  # an unreadable old entry is replaced, not merged
+    platforms.update({img.platform: img for img in images})
+    names[key] = write_index(store, list(platforms.values()))

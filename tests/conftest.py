@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import EXAMPLES, Sealer, build_examples
+from tests.helpers import EXAMPLES, Registry, Sealer, build_examples, start_registry
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +31,19 @@ def example_store(tmp_path_factory: pytest.TempPathFactory, prepared_examples: P
     s = Sealer(tmp_path_factory.mktemp("example-store") / "store")
     build_examples(s)
     yield s
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A real registry (Debian's docker-registry) on loopback, shared by the session."""
+    reg = start_registry(tmp_path_factory.mktemp("registry"))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """The same with htpasswd authentication."""
+    reg = start_registry(tmp_path_factory.mktemp("auth-registry"), "alice", "canary-Pa55word")
+    yield reg
+    reg.stop()

@@ -23,16 +23,13 @@ class Sealer:
     root: Path
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "SEALER_ROOT": str(self.root)}
+        # each store has its own Docker config.json, so logins never touch the real one
+        return {**os.environ, "SEALER_ROOT": str(self.root), "DOCKER_CONFIG": str(self.root.parent / "docker")}
 
     def run(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [*SEALER, *args],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            check=False,
-            input=input and input.decode(),
+        raw = subprocess.run([*SEALER, *args], env=self.env(), capture_output=True, check=False, input=input)
+        proc = subprocess.CompletedProcess(
+            raw.args, raw.returncode, raw.stdout.decode(errors="replace"), raw.stderr.decode(errors="replace")
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"sealer {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -64,3 +61,66 @@ def copy_tree(src: Path, dst: Path) -> None:
 def sh(*args: str) -> str:
     """Run a tool (tar, file, skopeo...) and return what it printed; it must succeed."""
     return subprocess.run(args, capture_output=True, text=True, check=True).stdout
+
+
+@dataclass
+class Registry:
+    """Debian's docker-registry on a free loopback port, with a throwaway root."""
+
+    address: str
+    root: Path
+    process: subprocess.Popen[bytes]
+    user: str | None = None
+    password: str | None = None
+
+    def skopeo_creds(self) -> list[str]:
+        return ["--creds", f"{self.user}:{self.password}"] if self.user else []
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_registry(root: Path, user: str | None = None, password: str | None = None) -> Registry:
+    import time
+    import urllib.error
+    import urllib.request
+
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    auth = ""
+    if user and password:
+        import bcrypt
+
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+        (root / "htpasswd").write_text(f"{user}:{hashed}\n")
+        auth = f"auth:\n  htpasswd:\n    realm: sealer-test\n    path: {root / 'htpasswd'}\n"
+    (root / "config.yml").write_text(
+        "version: 0.1\nlog:\n  level: error\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: sealer-tests\n{auth}"
+    )
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(root / "config.yml")],
+        stdout=open(root / "log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+    )  # fmt: skip
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            break
+        except urllib.error.HTTPError:
+            break  # 401: up, and asking for credentials
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        raise RuntimeError(f"docker-registry did not start: {(root / 'log').read_text()}")
+    return Registry(f"127.0.0.1:{port}", root, proc, user, password)

@@ -1,0 +1,307 @@
+"""``sealer save`` and ``sealer load``: images as an OCI image layout in a tar (``oci-archive``).
+
+save writes each blob once, however many images and platforms share it, and only the
+platforms asked for (the archive's index then lists only them). load streams the archive
+into a staging directory, verifies every blob's digest and size and every reference, and
+only then moves the blobs in and names the images: a refused archive leaves nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sealer.errors import DigestMismatchError, PlatformNotFoundError, SealerError
+from sealer.image import Image, PlatformImage, add_platforms, get_image, index_document, read_platform_image, store_key
+from sealer.oci import (
+    ANNOTATION_REF_NAME,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    MAX_JSON_BLOB,
+    MEDIA_INDEX,
+    Descriptor,
+    parse_json_blob,
+    sha256_digest,
+)
+from sealer.platform import Platform
+from sealer.progress import Reporter
+from sealer.reference import Reference
+from sealer.store import CHUNK, OCI_LAYOUT, Store
+
+_BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
+_DIRS = {"blobs", "blobs/sha256", "."}
+MAX_INDEX_DEPTH = 4
+
+
+class ArchiveError(SealerError):
+    """An archive that cannot be loaded, and why; nothing of it was kept."""
+
+
+# ---- save ------------------------------------------------------------------------------
+
+
+def select_platforms(image: Image, platforms: list[Platform] | None) -> list[PlatformImage]:
+    if not platforms:
+        return list(image.platforms)
+    return [image.for_platform(p) for p in platforms]
+
+
+def _tar_header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o644
+    info.mtime = 0
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+@dataclass
+class SaveResult:
+    names: list[str]
+    blobs: int
+    bytes: int
+
+
+def save(
+    store: Store, refs: list[Reference], platforms: list[Platform] | None, out: Path, reporter: Reporter
+) -> SaveResult:
+    """Write the images to ``out`` (a temp file renamed in when complete)."""
+    entries: list[dict[str, Any]] = []
+    memory: dict[str, bytes] = {}  # index blobs made for --platform, which the store does not hold
+    order: list[str] = []
+    for ref in refs:
+        image = get_image(store, ref)
+        chosen = select_platforms(image, platforms)
+        if platforms:
+            data = index_document(chosen)
+            index = Descriptor(MEDIA_INDEX, sha256_digest(data), len(data))
+            memory[index.digest] = data
+        else:
+            index = image.index
+        entries.append({**index.to_json(), "annotations": {ANNOTATION_REF_NAME: image.name}})
+        for digest in [index.digest, *(d for p in chosen for d in _platform_blobs(p))]:
+            if digest not in order:
+                order.append(digest)
+    sizes = {d: len(memory[d]) if d in memory else store.blob_size(d) for d in order}
+    total = sum(sizes.values())
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f, reporter.task(f"saving {len(refs)} image(s) to {out}", total) as advance:
+            index_json = json.dumps({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries}).encode()
+            for name, data in (("oci-layout", OCI_LAYOUT), ("index.json", index_json)):
+                f.write(_tar_header(name, len(data)) + data + bytes(-len(data) % 512))
+            for digest in order:
+                size = sizes[digest]
+                f.write(_tar_header("blobs/sha256/" + digest.split(":")[1], size))
+                if digest in memory:
+                    f.write(memory[digest])
+                else:
+                    f.flush()
+                    with open(store.blob_path(digest), "rb") as src:
+                        _copy_exact(src.fileno(), f.fileno(), size, digest)
+                f.write(bytes(-size % 512))
+                advance(size)
+            f.write(bytes(1024))
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return SaveResult([e["annotations"][ANNOTATION_REF_NAME] for e in entries], len(order), total)
+
+
+def _platform_blobs(image: PlatformImage) -> list[str]:
+    return [image.manifest.digest, image.config_digest, *(la.digest for la in image.config.layers)]
+
+
+def _copy_exact(src: int, dst: int, size: int, digest: str) -> None:
+    sent = 0
+    while sent < size:
+        n = os.sendfile(dst, src, None, min(size - sent, 1 << 30))
+        if n == 0:
+            raise DigestMismatchError(digest, "blob in the store is shorter than its size")
+        sent += n
+
+
+# ---- load ------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    names: list[str]
+    new_blobs: int
+
+
+def load(store: Store, stream: IO[bytes], source: str, reporter: Reporter) -> LoadResult:
+    with store.writing():
+        staging = store.tmp_path(".load")
+        staging.mkdir()
+        try:
+            return _load(store, stream, source, staging, reporter)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _load(store: Store, stream: IO[bytes], source: str, staging: Path, reporter: Reporter) -> LoadResult:
+    index_json: bytes | None = None
+    staged: dict[str, int] = {}
+    seen: set[str] = set()
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as tar, reporter.task(f"loading {source}") as advance:
+            for member in tar:
+                name = member.name
+                clean = name[2:] if name.startswith("./") else name
+                clean = clean.rstrip("/") if member.isdir() else clean
+                if name.startswith("/") or ".." in name.split("/"):
+                    raise ArchiveError(f"{source}: entry {name!r} escapes the archive root")
+                if member.issym() or member.islnk():
+                    raise ArchiveError(f"{source}: entry {name!r} is a link; an image archive holds none")
+                if member.isdir():
+                    if clean not in _DIRS:
+                        raise ArchiveError(f"{source}: unexpected directory {name!r}")
+                    continue
+                if not member.isreg():
+                    raise ArchiveError(f"{source}: entry {name!r} is a device or other special file")
+                if clean in seen:
+                    raise ArchiveError(f"{source}: entry {name!r} appears twice")
+                seen.add(clean)
+                src = tar.extractfile(member)
+                assert src is not None
+                if clean == "oci-layout":
+                    if json.loads(src.read(4096) or b"{}").get("imageLayoutVersion") != "1.0.0":
+                        raise ArchiveError(f"{source}: oci-layout is not version 1.0.0")
+                    continue
+                if clean == "index.json":
+                    index_json = src.read(MAX_JSON_BLOB + 1)
+                    if len(index_json) > MAX_JSON_BLOB:
+                        raise ArchiveError(f"{source}: index.json is larger than {MAX_JSON_BLOB} bytes")
+                    continue
+                match = _BLOB_NAME.match(clean)
+                if not match:
+                    raise ArchiveError(f"{source}: unexpected entry {name!r}")
+                digest = "sha256:" + match.group(1)
+                staged[digest] = _stage_blob(src, staging, digest, member.size, advance)
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise ArchiveError(f"{source}: the archive is truncated or damaged: {err}") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArchiveError(f"{source}: oci-layout is not JSON") from err
+    if index_json is None:
+        raise ArchiveError(f"{source}: no index.json: not an OCI image layout")
+    return _commit(store, source, staging, staged, index_json)
+
+
+def _stage_blob(src: IO[bytes], staging: Path, digest: str, size: int, advance: Callable[[int], None]) -> int:
+    hasher = hashlib.sha256()
+    path = staging / digest.split(":")[1]
+    got = 0
+    with open(path, "wb") as out:
+        while chunk := src.read(CHUNK):
+            hasher.update(chunk)
+            out.write(chunk)
+            got += len(chunk)
+            advance(len(chunk))
+    if got != size:
+        raise DigestMismatchError(digest, f"archive entry is {got} bytes, its header says {size}")
+    if "sha256:" + hasher.hexdigest() != digest:
+        raise DigestMismatchError(digest, "archive blob does not match its digest")
+    return got
+
+
+def _commit(store: Store, source: str, staging: Path, staged: dict[str, int], index_json: bytes) -> LoadResult:
+    def blob(digest: str) -> bytes:
+        path = staging / digest.split(":")[1]
+        if digest in staged:
+            if staged[digest] > MAX_JSON_BLOB:
+                raise ArchiveError(f"{source}: {digest} is too large for a manifest")
+            return path.read_bytes()
+        if store.has_blob(digest):
+            return store.read_blob(digest)
+        raise ArchiveError(f"{source}: {digest} is referenced but not in the archive")
+
+    try:
+        top = parse_json_blob(index_json, "index.json")
+    except DigestMismatchError as err:
+        raise ArchiveError(f"{source}: index.json is not a JSON object") from err
+    referenced: set[str] = set()
+    loaded: dict[str, list[Descriptor]] = {}
+
+    def check(desc: Descriptor, depth: int) -> list[Descriptor]:
+        """Verify everything ``desc`` reaches; returns the platform manifests below it."""
+        if depth > MAX_INDEX_DEPTH:
+            raise ArchiveError(f"{source}: indexes nest deeper than {MAX_INDEX_DEPTH} (a loop?)")
+        referenced.add(desc.digest)
+        size = staged.get(desc.digest)
+        if size is None and store.has_blob(desc.digest):
+            size = store.blob_size(desc.digest)
+        if size is None:
+            raise ArchiveError(f"{source}: {desc.digest} is referenced but not in the archive")
+        if size != desc.size:
+            raise ArchiveError(f"{source}: {desc.digest} is {size} bytes, its descriptor says {desc.size}")
+        if desc.media_type in INDEX_TYPES:
+            doc = _json(blob(desc.digest), desc.digest, source)
+            out: list[Descriptor] = []
+            for m in doc.get("manifests") or []:
+                out += check(_descriptor(m, desc.digest, source), depth + 1)
+            return out
+        if desc.media_type in MANIFEST_TYPES:
+            doc = _json(blob(desc.digest), desc.digest, source)
+            config = _descriptor(doc.get("config"), desc.digest, source)
+            check(config, depth + 1)
+            _json(blob(config.digest), config.digest, source)
+            for layer in doc.get("layers") or []:
+                check(_descriptor(layer, desc.digest, source), depth + 1)
+            return [desc]
+        return []
+
+    for entry in top.get("manifests") or []:
+        desc = _descriptor(entry, "index.json", source)
+        name = desc.annotations.get(ANNOTATION_REF_NAME)
+        if not name:
+            raise ArchiveError(f"{source}: index.json entry {desc.digest} has no {ANNOTATION_REF_NAME}")
+        try:
+            key = store_key(Reference.parse(name))
+        except SealerError as err:
+            raise ArchiveError(f"{source}: image name {name!r} is not a valid reference") from err
+        loaded.setdefault(key, []).extend(check(desc, 0))
+    if not loaded:
+        raise ArchiveError(f"{source}: index.json names no image")
+    unreferenced = set(staged) - referenced
+    if unreferenced:
+        raise ArchiveError(f"{source}: blob {sorted(unreferenced)[0]} is in the archive but no image uses it")
+    # Everything holds: move the blobs in, then name the images (the only visible step).
+    new = 0
+    for digest in staged:
+        if not store.has_blob(digest):
+            store.adopt(staging / digest.split(":")[1], digest)
+            new += 1
+    _name_images(store, loaded)
+    return LoadResult(sorted(loaded), new)
+
+
+def _name_images(store: Store, loaded: dict[str, list[Descriptor]]) -> None:
+    def change(names: dict[str, Descriptor]) -> None:
+        for key, manifests in loaded.items():
+            add_platforms(store, names, key, [read_platform_image(store, m) for m in manifests])
+
+    store.update_names(change)
+
+
+def _descriptor(data: Any, where: str, source: str) -> Descriptor:
+    try:
+        return Descriptor.from_json(data, where)
+    except (DigestMismatchError, PlatformNotFoundError, SealerError) as err:
+        raise ArchiveError(f"{source}: bad descriptor in {where}: {err}") from err
+
+
+def _json(data: bytes, digest: str, source: str) -> dict[str, Any]:
+    try:
+        return parse_json_blob(data, digest)
+    except DigestMismatchError as err:
+        raise ArchiveError(f"{source}: {err}") from err

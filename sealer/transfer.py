@@ -1,0 +1,198 @@
+"""``sealer push`` and ``sealer pull``: images to and from any OCI registry, per platform.
+
+push uploads each platform's config and layers (skipping those the registry has), its
+manifest by digest, then the index under the tag. pull fetches the index (or manifest),
+chooses platforms, downloads missing blobs in parallel with digest and size verified, and
+names the image only when every blob is in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from sealer.errors import PlatformNotFoundError, SealerError, UsageError
+from sealer.image import add_platforms, get_image, index_document, read_platform_image, store_key
+from sealer.oci import INDEX_TYPES, MANIFEST_TYPES, MEDIA_INDEX, Descriptor, parse_json_blob
+from sealer.platform import Platform
+from sealer.progress import Reporter
+from sealer.reference import Reference
+from sealer.registry import RegistryClient, RegistryConfig
+from sealer.store import Store, atomic_write
+
+PARALLEL = 4
+
+
+def registry_config(store: Store, insecure: tuple[str, ...] = ()) -> RegistryConfig:
+    """``$SEALER_ROOT/config.yaml`` (defaultRegistry, insecureRegistries, registryCA), then env and flags."""
+    data: dict[str, Any] = {}
+    path = store.root / "config.yaml"
+    if path.exists():
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise SealerError(f"{path}: not valid YAML: {err}") from err
+    return RegistryConfig(
+        insecure={*(data.get("insecureRegistries") or []), *insecure},
+        ca_file=os.environ.get("SEALER_REGISTRY_CA") or data.get("registryCA"),
+        default_registry=os.environ.get("SEALER_DEFAULT_REGISTRY") or data.get("defaultRegistry"),
+    )
+
+
+def remote(ref: Reference, config: RegistryConfig) -> tuple[str, str]:
+    """(registry, repository) for a reference, using the default registry when it names none."""
+    registry = ref.registry or config.default_registry
+    if not registry:
+        raise UsageError(f"{ref} names no registry and no default is set (SEALER_DEFAULT_REGISTRY or defaultRegistry)")
+    return registry, ref.repository
+
+
+class BlobSources:
+    """Remembers which repository of a registry holds a blob, for cross-repository mounts."""
+
+    def __init__(self, store: Store) -> None:
+        self.path = store.cache / "registry-blobs.json"
+        try:
+            self.data: dict[str, dict[str, str]] = json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError):
+            self.data = {}
+
+    def find(self, registry: str, digest: str) -> str | None:
+        return self.data.get(registry, {}).get(digest)
+
+    def add(self, registry: str, repo: str, digests: list[str]) -> None:
+        self.data.setdefault(registry, {}).update(dict.fromkeys(digests, repo))
+        atomic_write(self.path, json.dumps(self.data).encode(), mode=0o600)
+
+
+@dataclass
+class PushResult:
+    target: str
+    uploaded: int
+    mounted: int
+    skipped: int
+
+
+def push(
+    store: Store, ref: Reference, platforms: list[Platform] | None, config: RegistryConfig, reporter: Reporter
+) -> PushResult:
+    image = get_image(store, ref)
+    chosen = [image.for_platform(p) for p in platforms] if platforms else list(image.platforms)
+    registry, repo = remote(ref, config)
+    client = RegistryClient(registry, config)
+    sources = BlobSources(store)
+    result = PushResult(f"{registry}/{repo}:{ref.tag or 'latest'}", 0, 0, 0)
+    blobs: dict[str, int] = {}
+    for plat in chosen:
+        blobs[plat.config_digest] = store.blob_size(plat.config_digest)
+        for layer in plat.config.layers:
+            blobs[layer.digest] = layer.size
+    total = sum(blobs.values())
+    with reporter.task(f"pushing {image.name} to {result.target}", total) as advance:
+
+        def send(digest: str) -> str:
+            size = blobs[digest]
+            if client.has_blob(repo, digest):
+                advance(size)
+                return "skipped"
+            source = sources.find(registry, digest)
+            if source and source != repo and client.mount_blob(repo, digest, source):
+                advance(size)
+                return "mounted"
+            client.upload_blob(repo, digest, size, store.blob_path(digest), advance)
+            return "uploaded"
+
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            outcomes = list(pool.map(send, sorted(blobs, key=lambda d: -blobs[d])))
+    result.uploaded, result.mounted = outcomes.count("uploaded"), outcomes.count("mounted")
+    result.skipped = outcomes.count("skipped")
+    for plat in chosen:
+        data = store.read_blob(plat.manifest.digest)
+        client.put_manifest(repo, plat.manifest.digest, data, plat.manifest.media_type)
+    index = index_document(chosen) if platforms else store.read_blob(image.index.digest)
+    client.put_manifest(repo, ref.tag or "latest", index, MEDIA_INDEX)
+    sources.add(registry, repo, list(blobs))
+    return result
+
+
+@dataclass
+class PullResult:
+    name: str
+    platforms: list[Platform]
+    downloaded: int
+    present: int
+
+
+def pull(
+    store: Store, ref: Reference, platforms: list[Platform] | None, config: RegistryConfig, reporter: Reporter
+) -> PullResult:
+    registry, repo = remote(ref, config)
+    client = RegistryClient(registry, config)
+    with store.writing():
+        data, media_type, digest = client.get_manifest(repo, ref.digest or ref.tag or "latest")
+        manifests: list[Descriptor]
+        if media_type in INDEX_TYPES:
+            doc = parse_json_blob(data, digest)
+            manifests = [Descriptor.from_json(m, digest) for m in doc.get("manifests") or []]
+            manifests = [m for m in manifests if m.platform is not None and m.media_type in MANIFEST_TYPES]
+            if platforms:
+                have = {m.platform: m for m in manifests}
+                missing = [str(p) for p in platforms if p not in have]
+                if missing:
+                    raise PlatformNotFoundError(f"{registry}/{repo}:{ref.tag} has no platform {', '.join(missing)}")
+                manifests = [have[p] for p in platforms]
+        elif media_type in MANIFEST_TYPES:
+            store.put_bytes(data)
+            manifests = [Descriptor(media_type, digest, len(data))]
+        else:
+            raise SealerError(f"{registry}/{repo}: unsupported manifest type {media_type!r}")
+        blobs: dict[str, int] = {}
+        for desc in manifests:
+            if desc.digest != digest:
+                mdata, _mt, _ = client.get_manifest(repo, desc.digest)
+                store.put_bytes(mdata)
+            doc = store.read_json(desc.digest)
+            config_desc = Descriptor.from_json(doc.get("config"), desc.digest)
+            blobs[config_desc.digest] = config_desc.size
+            for layer in doc.get("layers") or []:
+                ld = Descriptor.from_json(layer, desc.digest)
+                blobs[ld.digest] = ld.size
+        missing_blobs = {d: s for d, s in blobs.items() if not store.has_blob(d)}
+        total = sum(missing_blobs.values())
+        with reporter.task(f"pulling {registry}/{repo}:{ref.tag}", total) as advance:
+
+            def fetch(item: tuple[str, int]) -> None:
+                with store.new_blob() as writer:
+                    client.fetch_blob(repo, item[0], item[1], writer, advance)
+
+            with ThreadPoolExecutor(PARALLEL) as pool:
+                list(pool.map(fetch, sorted(missing_blobs.items(), key=lambda kv: -kv[1])))
+        images = [read_platform_image(store, m) for m in manifests]
+        key = store_key(ref)
+        store.update_names(lambda names: add_platforms(store, names, key, images))
+    return PullResult(key, [i.platform for i in images], len(missing_blobs), len(blobs) - len(missing_blobs))
+
+
+def login(registry: str, username: str, password: str, config: RegistryConfig) -> None:
+    from sealer.registry import AuthError, Credentials, save_credentials
+
+    client = RegistryClient(registry, config)
+    client.creds = Credentials(username, password)
+    try:
+        client.ping()  # verifies the credentials against the registry (Basic or token)
+    except AuthError as err:
+        raise AuthError(f"login to {registry} refused: wrong username or password") from err
+    save_credentials(registry, client.creds)
+
+
+def logout(registry: str) -> bool:
+    from sealer.registry import load_credentials, save_credentials
+
+    had = load_credentials(registry) is not None
+    save_credentials(registry, None)
+    return had
