@@ -25,6 +25,8 @@ from sealer.image import (
     write_index,
     write_platform_image,
 )
+from sealer.imagecache import ImageCache
+from sealer.imagescan import collect, scan_rootfs
 from sealer.kubefile import (
     ArgInstr,
     CmdInstr,
@@ -38,10 +40,12 @@ from sealer.kubefile import (
     expand,
     parse_file,
 )
-from sealer.layer import WHITEOUT_PREFIX, Entry, apply_layers, finalize, fingerprint, write_layer
+from sealer.layer import WHITEOUT_PREFIX, Entry, apply_layers, finalize, fingerprint, unpacked_layer, write_layer
 from sealer.platform import Platform
 from sealer.progress import Reporter, SilentReporter
 from sealer.reference import Reference
+from sealer.registry import RegistryConfig
+from sealer.regtree import RegistryTree
 from sealer.store import Store, atomic_write
 
 RUN_OUTPUT_TAIL = 2000
@@ -55,6 +59,10 @@ class BuildOptions:
     platforms: list[Platform]
     build_args: dict[str, str] = field(default_factory=dict)
     no_cache: bool = False
+    image_lists: list[Path] = field(default_factory=list)
+    ignore_images: list[str] = field(default_factory=list)
+    allow_missing_images: bool = False
+    registry_config: RegistryConfig | None = None
 
 
 @dataclass
@@ -63,6 +71,7 @@ class BuildResult:
     images: list[PlatformImage]
     layers_written: int = 0
     layers_cached: int = 0
+    blobs_fetched: int = 0  # container image blobs downloaded for rootfs caches
 
 
 class BuildCache:
@@ -95,6 +104,9 @@ class Builder:
         self.cache = BuildCache(store)
         # The same sources (no ${ARCH} in them) are walked once for every platform.
         self._walked: dict[tuple[str, ...], tuple[list[Entry], str]] = {}
+        # Files this platform's build added that may name container images: rootfs path -> content
+        self._scan: dict[str, bytes] = {}
+        self._image_cache: ImageCache | None = None
 
     def build(self, opts: BuildOptions) -> BuildResult:
         kubefile = parse_file(str(opts.kubefile), opts.kubefile.name)
@@ -136,6 +148,7 @@ class Builder:
         result: BuildResult,
     ) -> PlatformImage:
         variables = build_variables(platform, args)
+        self._scan = {}
         config = self._base_config(kubefile, platform, variables)
         config.build_args = {k: v for k, v in args.items() if v is not None}
         for instr in kubefile.instructions:
@@ -154,6 +167,10 @@ class Builder:
                 layer = self._run(opts, instr, config, platform, variables, where, result)
                 if layer is not None:
                     config.layers.append(layer)
+        refs = [r for r in self._images_to_cache(opts) if r not in config.images]
+        if refs:
+            config.layers.append(self._cache_layer(opts, refs, platform, config, result))
+            config.images = sorted({*config.images, *refs})
         old = previous.get(platform)
         if old is not None and old.config.content_key() == config.content_key():
             return old  # nothing changed: the same image, the same id
@@ -199,6 +216,10 @@ class Builder:
             entries = finalize(copy_entries(opts.context, sources, dest, str(platform), where))
             self._walked[walk_key] = (entries, fingerprint(entries))
         entries, stat_print = self._walked[walk_key]
+        for e in entries:
+            if e.kind == "file" and _may_name_images(e.path):
+                assert e.source is not None
+                self._scan[e.path] = Path(e.source).read_bytes()
         # A COPY layer's bytes do not depend on the layers below it, so platforms share it.
         key = _key("COPY", *walk_key, stat_print)
         cached = None if opts.no_cache else self.cache.get(key)
@@ -229,7 +250,10 @@ class Builder:
         if cached:
             result.layers_cached += 1
             self.reporter.note(f"{platform} RUN {instr.command}: cached")
-            return Layer(cached[0], cached[1], "RUN", instr.command) if cached[1] else None
+            if not cached[1]:
+                return None
+            self._scan_tree(unpacked_layer(self.store, cached[0]))
+            return Layer(cached[0], cached[1], "RUN", instr.command)
         work = self.store.tmp_path(".rootfs")
         try:
             with self.reporter.task(f"{platform} RUN {instr.command}") as advance:
@@ -253,6 +277,10 @@ class Builder:
                     *where, f"RUN failed for {platform} with exit code {proc.returncode}: {tail or '(no output)'}"
                 )
             entries = _changes(work, before)
+            for e in entries:
+                if e.kind == "file" and _may_name_images(e.path):
+                    assert e.source is not None
+                    self._scan[e.path] = Path(e.source).read_bytes()
             if not entries:
                 self.cache.put(key, "sha256:" + "0" * 64, 0)
                 return None
@@ -262,6 +290,75 @@ class Builder:
         self.cache.put(key, digest, size)
         result.layers_written += 1
         return Layer(digest, size, "RUN", instr.command)
+
+    def _scan_tree(self, root: Path) -> None:
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                full = Path(dirpath, name)
+                rel = full.relative_to(root).as_posix()
+                if _may_name_images(rel) and not full.is_symlink():
+                    self._scan[rel] = full.read_bytes()
+
+    def _images_to_cache(self, opts: BuildOptions) -> list[str]:
+        """The normalized references this platform's added files (and --image-list) name."""
+        if not self._scan and not opts.image_lists:
+            return []
+        mini = self.store.tmp_path(".scan")
+        try:
+            for rel, data in self._scan.items():
+                path = mini / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            found = scan_rootfs(mini) if mini.exists() else []
+            return collect(found, opts.image_lists, opts.ignore_images)
+        finally:
+            shutil.rmtree(mini, ignore_errors=True)
+
+    def _cache_layer(
+        self, opts: BuildOptions, refs: list[str], platform: Platform, config: ImageConfig, result: BuildResult
+    ) -> Layer:
+        """The ``BASE``/``rootfs cache`` layer: this platform's images in a registry tree."""
+        if self._image_cache is None:
+            self._image_cache = ImageCache(self.store, opts.registry_config or RegistryConfig(), self.reporter)
+        cache = self._image_cache
+        with self.reporter.task(f"{platform} resolving {len(refs)} container images"):
+            resolved, missing = cache.resolve(refs, platform)
+        result.blobs_fetched = cache.downloaded
+        if missing:
+            if not opts.allow_missing_images:
+                raise BuildError(
+                    f"{len(missing)} container image(s) cannot be cached for {platform}:\n  " + "\n  ".join(missing)
+                )
+            config.warnings += [f"missing image: {m}" for m in missing]
+        key = _key("CACHE", str(platform), sorted((r.ref, r.digest) for r in resolved))
+        cached = None if opts.no_cache else self.cache.get(key)
+        if cached:
+            result.layers_cached += 1
+            self.reporter.note(f"{platform} rootfs cache of {len(resolved)} images: cached")
+            return Layer(cached[0], cached[1], "BASE", "rootfs cache")
+        work = self.store.tmp_path(".registry")
+        try:
+            with self.reporter.task(f"{platform} caching {len(resolved)} container images"):
+                cache.materialize(resolved, RegistryTree(work / "registry"))
+            result.blobs_fetched = cache.downloaded
+            for dirpath, dirs, files in os.walk(work):
+                for name in dirs:
+                    os.chmod(os.path.join(dirpath, name), 0o755)
+                for name in files:
+                    os.chmod(os.path.join(dirpath, name), 0o644)
+            entries = finalize(copy_entries(work, ["registry"], "", str(platform), (opts.kubefile.name, 0)))
+            digest, size = write_layer(self.store, entries)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        self.cache.put(key, digest, size)
+        result.layers_written += 1
+        return Layer(digest, size, "BASE", "rootfs cache")
+
+
+def _may_name_images(path: str) -> bool:
+    if path.startswith("charts/"):
+        return True
+    return path.startswith("manifests/") and (path.endswith((".yaml", ".yml")) or path == "manifests/imageList")
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:

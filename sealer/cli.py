@@ -46,13 +46,34 @@ def cli() -> None:
 )
 @click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE", help="Set an ARG.")
 @click.option("--no-cache", is_flag=True, help="Rebuild every layer.")
+@click.option(
+    "--image-list",
+    "image_lists",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="A file of container image references (one per line) to cache too.",
+)
+@click.option(
+    "--ignore-image",
+    "ignore_images",
+    multiple=True,
+    metavar="PATTERN",
+    help="Do not cache references matching this (a name or a glob).",
+)
+@click.option("--allow-missing-images", is_flag=True, help="Warn, instead of failing, when an image cannot be cached.")
 @OUTPUT
 def build(context: str, kubefile: str | None, tag: str, platforms: str | None, build_args: tuple[str, ...],
-          no_cache: bool, output: str) -> None:  # fmt: skip
-    """Build an image from a Kubefile, one per platform, under one name."""
+          no_cache: bool, image_lists: tuple[str, ...], ignore_images: tuple[str, ...], allow_missing_images: bool,
+          output: str) -> None:  # fmt: skip
+    """Build an image from a Kubefile, one per platform, under one name.
+
+    The container images its manifests, charts and image lists name are fetched for each
+    platform into a "rootfs cache" layer (set SEALER_REGISTRY_MIRRORS=docker.io=HOST:PORT to
+    fetch them from a mirror)."""
     from sealer.commands import build as cmd
 
-    cmd.run(context, kubefile, tag, platforms, _key_values(build_args, "--build-arg"), no_cache, output)
+    cmd.run(context, kubefile, tag, platforms, _key_values(build_args, "--build-arg"), no_cache, output,
+            image_lists, ignore_images, allow_missing_images)  # fmt: skip
 
 
 @cli.command()
@@ -201,6 +222,22 @@ def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: 
 
     cluster = cmd.load_cluster(image, masters, nodes, clusterfile, user, password, pk, port, name)
     cmd.run(cluster, strict_host_keys, output)
+
+
+@cli.group()
+def registry() -> None:
+    """Registry trees (the filesystem layout docker-registry serves)."""
+
+
+@registry.command("merge")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("trees", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@OUTPUT
+def registry_merge(out: str, trees: tuple[str, ...], output: str) -> None:
+    """Merge registry trees into OUT: tags found in several become multi-arch indexes."""
+    from sealer.commands import registry as cmd
+
+    cmd.merge(out, list(trees), output)
 
 
 @cli.group()

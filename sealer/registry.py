@@ -102,6 +102,8 @@ class RegistryConfig:
     insecure: set[str] = field(default_factory=set)
     ca_file: str | None = None
     default_registry: str | None = None
+    # where to fetch a registry's images from instead (docker.io -> a local mirror), as containerd does
+    mirrors: dict[str, str] = field(default_factory=dict)
 
 
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')

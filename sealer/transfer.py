@@ -29,7 +29,8 @@ PARALLEL = 4
 
 
 def registry_config(store: Store, insecure: tuple[str, ...] = ()) -> RegistryConfig:
-    """``$SEALER_ROOT/config.yaml`` (defaultRegistry, insecureRegistries, registryCA), then env and flags."""
+    """``$SEALER_ROOT/config.yaml`` (defaultRegistry, insecureRegistries, registryCA, registryMirrors),
+    then the environment and flags."""
     data: dict[str, Any] = {}
     path = store.root / "config.yaml"
     if path.exists():
@@ -37,7 +38,14 @@ def registry_config(store: Store, insecure: tuple[str, ...] = ()) -> RegistryCon
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
             raise SealerError(f"{path}: not valid YAML: {err}") from err
+    mirrors = {str(k): str(v) for k, v in (data.get("registryMirrors") or {}).items()}
+    for item in filter(None, os.environ.get("SEALER_REGISTRY_MIRRORS", "").split(",")):
+        source, eq, mirror = item.partition("=")
+        if not eq:
+            raise UsageError(f"SEALER_REGISTRY_MIRRORS entry {item!r} is not registry=mirror")
+        mirrors[source.strip()] = mirror.strip()
     return RegistryConfig(
+        mirrors=mirrors,
         insecure={*(data.get("insecureRegistries") or []), *insecure},
         ca_file=os.environ.get("SEALER_REGISTRY_CA") or data.get("registryCA"),
         default_registry=os.environ.get("SEALER_DEFAULT_REGISTRY") or data.get("defaultRegistry"),

@@ -2,16 +2,29 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import EXAMPLES, Registry, Sealer, build_examples, start_registry
+from tests.helpers import EXAMPLES, ROOT, Registry, Sealer, build_examples, start_registry
 
 
 @pytest.fixture(scope="session")
-def prepared_examples() -> Path:
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A loopback docker-registry standing in for docker.io, seeded with the example's images
+    (scripts/upstream-registry.py); every sealer the tests run fetches docker.io through it."""
+    root = tmp_path_factory.mktemp("upstream")
+    script = [sys.executable, str(ROOT / "scripts" / "upstream-registry.py")]
+    address = subprocess.run([*script, "start", str(root)], capture_output=True, text=True, check=True).stdout.strip()
+    os.environ["SEALER_REGISTRY_MIRRORS"] = f"docker.io={address}"
+    yield address
+    subprocess.run([*script, "stop", str(root)], check=False)
+
+
+@pytest.fixture(scope="session")
+def prepared_examples(upstream: str) -> Path:
     """The examples with their per-arch binaries (fetched and compiled by examples/prepare.sh)."""
     if os.geteuid() != 0:
         pytest.fail("the suite runs as root (it installs packages and creates network namespaces)")

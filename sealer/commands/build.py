@@ -7,6 +7,7 @@ from sealer.commands._output import RichReporter, info, print_json
 from sealer.platform import Platform
 from sealer.reference import Reference
 from sealer.store import Store
+from sealer.transfer import registry_config
 
 
 def run(
@@ -17,8 +18,12 @@ def run(
     build_args: dict[str, str],
     no_cache: bool,
     output: str,
+    image_lists: tuple[str, ...] = (),
+    ignore_images: tuple[str, ...] = (),
+    allow_missing_images: bool = False,
 ) -> None:
     ctx = Path(context)
+    store = Store.open()
     opts = BuildOptions(
         kubefile=Path(kubefile) if kubefile else ctx / "Kubefile",
         context=ctx,
@@ -26,8 +31,12 @@ def run(
         platforms=Platform.parse_list(platforms) if platforms else [Platform.host()],
         build_args=build_args,
         no_cache=no_cache,
+        image_lists=[Path(p) for p in image_lists],
+        ignore_images=list(ignore_images),
+        allow_missing_images=allow_missing_images,
+        registry_config=registry_config(store),
     )
-    result = Builder(Store.open(), RichReporter(quiet=output == "json")).build(opts)
+    result = Builder(store, RichReporter(quiet=output == "json")).build(opts)
     if output == "json":
         print_json(
             {
@@ -35,6 +44,7 @@ def run(
                 "manifests": [{"id": i.id, "platform": i.platform.to_oci()} for i in result.images],
                 "layersWritten": result.layers_written,
                 "layersCached": result.layers_cached,
+                "blobsFetched": result.blobs_fetched,
             }
         )
         return

@@ -1,0 +1,192 @@
+"""The filesystem layout of the standard registry (distribution's ``filesystem`` driver).
+
+A stock ``docker-registry`` serves such a tree as it is::
+
+    registry/docker/registry/v2/blobs/sha256/<xx>/<hex>/data
+    registry/docker/registry/v2/repositories/<name>/_layers/sha256/<hex>/link
+    registry/docker/registry/v2/repositories/<name>/_manifests/revisions/sha256/<hex>/link
+    registry/docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/current/link
+    registry/docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/index/sha256/<hex>/link
+
+``merge_trees`` unions several such trees without copying blob data (hard links), turning a
+tag present with different manifests in several trees into one OCI image index whose entries
+carry each manifest's platform.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sealer.errors import DigestMismatchError, SealerError
+from sealer.oci import INDEX_TYPES, MEDIA_INDEX, Descriptor, canonical_json, parse_json_blob, sha256_digest
+from sealer.platform import Platform
+
+V2 = Path("docker") / "registry" / "v2"
+
+
+class RegistryTreeError(SealerError):
+    pass
+
+
+class RegistryTree:
+    """A registry tree rooted at ``root`` (the directory that holds ``docker/``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.v2 = root / V2
+
+    def blob_path(self, digest: str) -> Path:
+        hexd = digest.split(":", 1)[1]
+        return self.v2 / "blobs" / "sha256" / hexd[:2] / hexd / "data"
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def read_blob(self, digest: str) -> bytes:
+        data = self.blob_path(digest).read_bytes()
+        if sha256_digest(data) != digest:
+            raise DigestMismatchError(digest, f"blob in {self.root} does not match its digest")
+        return data
+
+    def add_blob_file(self, digest: str, source: Path) -> None:
+        """Hard-link (or, across filesystems, copy) a verified blob file into the tree."""
+        target = self.blob_path(digest)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+
+    def put_blob(self, data: bytes) -> str:
+        digest = sha256_digest(data)
+        target = self.blob_path(digest)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        return digest
+
+    def _link(self, path: Path, digest: str) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "link").write_text(digest)
+
+    def link_layer(self, repo: str, digest: str) -> None:
+        self._link(self.v2 / "repositories" / repo / "_layers" / "sha256" / digest.split(":")[1], digest)
+
+    def link_revision(self, repo: str, digest: str) -> None:
+        manifests = self.v2 / "repositories" / repo / "_manifests"
+        self._link(manifests / "revisions" / "sha256" / digest.split(":")[1], digest)
+
+    def tag(self, repo: str, tag: str, digest: str) -> None:
+        tag_dir = self.v2 / "repositories" / repo / "_manifests" / "tags" / tag
+        self._link(tag_dir / "current", digest)
+        self._link(tag_dir / "index" / "sha256" / digest.split(":")[1], digest)
+
+    def repositories(self) -> Iterator[str]:
+        base = self.v2 / "repositories"
+        if not base.is_dir():
+            return
+        for manifests in sorted(base.rglob("_manifests")):
+            yield str(manifests.parent.relative_to(base))
+
+    def tags(self, repo: str) -> dict[str, str]:
+        tags_dir = self.v2 / "repositories" / repo / "_manifests" / "tags"
+        if not tags_dir.is_dir():
+            return {}
+        return {t.name: (t / "current" / "link").read_text().strip() for t in sorted(tags_dir.iterdir())}
+
+    def links(self, repo: str, kind: str) -> list[str]:
+        """Digests linked under ``_layers`` or ``_manifests/revisions``."""
+        sub = "_layers" if kind == "layers" else "_manifests/revisions"
+        base = self.v2 / "repositories" / repo / sub / "sha256"
+        if not base.is_dir():
+            return []
+        return sorted("sha256:" + p.name for p in base.iterdir())
+
+    def blobs(self) -> Iterator[tuple[str, Path]]:
+        base = self.v2 / "blobs" / "sha256"
+        if not base.is_dir():
+            return
+        for prefix in sorted(base.iterdir()):
+            for blob in sorted(prefix.iterdir()):
+                yield "sha256:" + blob.name, blob / "data"
+
+    def manifest_json(self, digest: str) -> dict[str, Any]:
+        return parse_json_blob(self.read_blob(digest), digest)
+
+
+def _platform_of(tree: RegistryTree, digest: str) -> Platform:
+    manifest = tree.manifest_json(digest)
+    config = Descriptor.from_json(manifest.get("config"), digest)
+    return Platform.from_oci(tree.manifest_json(config.digest))
+
+
+def merge_trees(out: Path, trees: list[Path]) -> dict[str, str]:
+    """Union ``trees`` into ``out`` (hard links); returns ``repo:tag`` -> digest served.
+
+    Deterministic: the same inputs give the same tree and the same index digests.
+    """
+    if out.exists():
+        shutil.rmtree(out)
+    target = RegistryTree(out)
+    sources = [RegistryTree(t) for t in trees]
+    owner: dict[str, RegistryTree] = {}
+    for tree in sources:
+        for digest, path in tree.blobs():
+            target.add_blob_file(digest, path)
+            owner.setdefault(digest, tree)
+    served: dict[str, str] = {}
+    repos = sorted({r for tree in sources for r in tree.repositories()})
+    for repo in repos:
+        tags: dict[str, list[tuple[RegistryTree, str]]] = {}
+        for tree in sources:
+            for digest in tree.links(repo, "layers"):
+                target.link_layer(repo, digest)
+            for digest in tree.links(repo, "revisions"):
+                target.link_revision(repo, digest)
+            for tag, digest in tree.tags(repo).items():
+                tags.setdefault(tag, []).append((tree, digest))
+        for tag, entries in sorted(tags.items()):
+            digests = list(dict.fromkeys(d for _t, d in entries))
+            if len(digests) == 1:
+                target.tag(repo, tag, digests[0])
+                served[f"{repo}:{tag}"] = digests[0]
+                continue
+            descriptors: dict[str, Descriptor] = {}
+            for tree, digest in entries:
+                for desc in _flatten(tree, digest):
+                    descriptors.setdefault(desc.digest, desc)
+            platforms: dict[Platform, str] = {}
+            for desc in descriptors.values():
+                assert desc.platform is not None
+                if desc.platform in platforms and platforms[desc.platform] != desc.digest:
+                    raise RegistryTreeError(
+                        f"{repo}:{tag} has two different manifests for {desc.platform}: "
+                        f"{platforms[desc.platform]} and {desc.digest}"
+                    )
+                platforms[desc.platform] = desc.digest
+            ordered = sorted(descriptors.values(), key=lambda d: (str(d.platform), d.digest))
+            index = canonical_json(
+                {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [d.to_json() for d in ordered]}
+            )
+            digest = target.put_blob(index)
+            target.link_revision(repo, digest)
+            target.tag(repo, tag, digest)
+            served[f"{repo}:{tag}"] = digest
+    return served
+
+
+def _flatten(tree: RegistryTree, digest: str) -> list[Descriptor]:
+    """The platform manifests a tag's digest stands for (an index is opened, one level)."""
+    doc = tree.manifest_json(digest)
+    media_type = doc.get("mediaType", "")
+    if media_type in INDEX_TYPES:
+        return [Descriptor.from_json(m, digest) for m in doc.get("manifests") or [] if m.get("platform")]
+    data = tree.read_blob(digest)
+    return [Descriptor(media_type or "application/vnd.oci.image.manifest.v1+json", digest, len(data),
+                       _platform_of(tree, digest))]  # fmt: skip
