@@ -11,10 +11,16 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 if [ "${1:-}" = clean ]; then
     sealer sandbox down demo 2>/dev/null || true
+    python scripts/upstream-registry.py stop "$SEALER_ROOT/upstream" 2>/dev/null || true
     rm -rf "$SEALER_ROOT"
     echo "demo removed (the cached sandbox userlands stay in /var/lib/sealer-sandbox/userlands)"
     exit 0
 fi
+
+say "a loopback stand-in for docker.io, seeded with stand-in images the example's manifests name"
+upstream=$(python scripts/upstream-registry.py start "$SEALER_ROOT/upstream")
+export SEALER_REGISTRY_MIRRORS="docker.io=$upstream"
+echo "SEALER_REGISTRY_MIRRORS=$SEALER_REGISTRY_MIRRORS"
 
 say "sealer build --platform linux/amd64,linux/arm64 -t kubernetes:v1.19.8 examples/kubernetes-base"
 sealer build --platform linux/amd64,linux/arm64 -t kubernetes:v1.19.8 examples/kubernetes-base

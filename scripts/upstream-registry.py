@@ -13,6 +13,7 @@ the way an air-gapped site points its tools at a mirror.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -91,10 +92,8 @@ def seed(root: Path, address: str) -> None:
 def stop(root: Path) -> None:
     pid_file = root / "pid"
     if pid_file.exists():
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
-            pass
         pid_file.unlink()
     (root / "address").unlink(missing_ok=True)
 

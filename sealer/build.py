@@ -107,6 +107,7 @@ class Builder:
         # Files this platform's build added that may name container images: rootfs path -> content
         self._scan: dict[str, bytes] = {}
         self._image_cache: ImageCache | None = None
+        self._missing: list[str] = []  # images no platform could cache, reported together
 
     def build(self, opts: BuildOptions) -> BuildResult:
         kubefile = parse_file(str(opts.kubefile), opts.kubefile.name)
@@ -125,6 +126,11 @@ class Builder:
             previous = self._previous(name)
             for platform in opts.platforms:
                 result.images.append(self._build_platform(kubefile, opts, platform, args, previous, result))
+            if self._missing:
+                raise BuildError(
+                    f"{len(self._missing)} container image(s) cannot be cached "
+                    "(--allow-missing-images to build anyway):\n  " + "\n  ".join(self._missing)
+                )
             index = write_index(self.store, result.images)
             self.store.update_names(lambda names: names.__setitem__(name, index))
         return result
@@ -326,9 +332,7 @@ class Builder:
         result.blobs_fetched = cache.downloaded
         if missing:
             if not opts.allow_missing_images:
-                raise BuildError(
-                    f"{len(missing)} container image(s) cannot be cached for {platform}:\n  " + "\n  ".join(missing)
-                )
+                self._missing += [f"{platform}: {m}" for m in missing]
             config.warnings += [f"missing image: {m}" for m in missing]
         key = _key("CACHE", str(platform), sorted((r.ref, r.digest) for r in resolved))
         cached = None if opts.no_cache else self.cache.get(key)

@@ -19,7 +19,7 @@ from sealer.oci import INDEX_TYPES, MANIFEST_TYPES, Descriptor, parse_json_blob
 from sealer.platform import Platform
 from sealer.progress import Reporter
 from sealer.reference import DOCKER_HUB, Reference
-from sealer.registry import RegistryClient, RegistryConfig, RegistryError
+from sealer.registry import NotFoundError, RegistryClient, RegistryConfig, RegistryError
 from sealer.regtree import RegistryTree
 from sealer.store import Store
 
@@ -83,6 +83,8 @@ class ImageCache:
                 actual = Platform.from_oci(parse_json_blob(config_data, config.digest))
                 if actual != platform:
                     return f"{text}: a single-platform image for {actual}, not {platform}"
+            except NotFoundError:
+                return f"{text}: not found"
             except RegistryError as err:
                 return f"{text}: {err}"
             except (SealerError, KeyError, TypeError) as err:

@@ -43,6 +43,10 @@ class AuthError(RegistryError):
     pass
 
 
+class NotFoundError(RegistryError):
+    pass
+
+
 @dataclass
 class Credentials:
     username: str
@@ -213,6 +217,8 @@ class RegistryClient:
                 continue
             if resp.status_code == 401:
                 raise AuthError(f"{self.registry}: unauthorized: run 'sealer login {self.registry}'")
+            if resp.status_code == 404 and 404 not in ok:
+                raise NotFoundError(f"{self.registry}: {url.split('/v2/', 1)[-1]} not found")
             if resp.status_code not in ok:
                 raise RegistryError(f"{self.registry}: {method} {url}: {resp.status_code} {_error_text(resp)}")
             return resp

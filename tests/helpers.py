@@ -89,7 +89,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_registry(root: Path, user: str | None = None, password: str | None = None) -> Registry:
+def start_registry(
+    root: Path, user: str | None = None, password: str | None = None, storage: Path | None = None
+) -> Registry:
+    """``storage``: serve an existing registry tree as it is (default: a new one under root)."""
     import time
     import urllib.error
     import urllib.request
@@ -105,7 +108,7 @@ def start_registry(root: Path, user: str | None = None, password: str | None = N
         auth = f"auth:\n  htpasswd:\n    realm: sealer-test\n    path: {root / 'htpasswd'}\n"
     (root / "config.yml").write_text(
         "version: 0.1\nlog:\n  level: error\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage or root / 'data'}\n  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n  secret: sealer-tests\n{auth}"
     )
     proc = subprocess.Popen(
