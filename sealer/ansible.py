@@ -100,6 +100,8 @@ def run_playbook(
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_SSH_RETRIES": "2",
         "ANSIBLE_TIMEOUT": "20",
+        # Ansible's scratch space on the hosts: under /tmp, not in root's home
+        "ANSIBLE_REMOTE_TMP": "/tmp/.sealer-ansible",
     }
     runner = ansible_runner.run(
         private_data_dir=str(run_dir),

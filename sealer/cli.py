@@ -224,6 +224,42 @@ def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: 
     cmd.run(cluster, strict_host_keys, output)
 
 
+@cli.command()
+@click.option("-m", "--masters", metavar="IP[,IP...]", help="Masters to add.")
+@click.option("-n", "--nodes", metavar="IP[,IP...]", help="Nodes to add.")
+@click.option("--cluster", "name", help="The cluster (default: the only one).")
+@click.option("--strict-host-keys", is_flag=True, help="Refuse hosts whose key is not known yet.")
+@OUTPUT
+def join(masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, output: str) -> None:
+    """Add hosts to a cluster (each gets its own platform's rootfs)."""
+    from sealer.commands import cluster as cmd
+
+    cmd.join(masters, nodes, name, strict_host_keys, output)
+
+
+@cli.command()
+@click.option("-m", "--masters", metavar="IP[,IP...]", help="Masters to remove.")
+@click.option("-n", "--nodes", metavar="IP[,IP...]", help="Nodes to remove.")
+@click.option("--all", "everything", is_flag=True, help="Reset every host and remove the cluster's local state.")
+@click.option("--cluster", "name", help="The cluster (default: the only one).")
+@OUTPUT
+def delete(masters: str | None, nodes: str | None, everything: bool, name: str | None, output: str) -> None:
+    """Reset hosts and remove them from the cluster (or the whole cluster with --all)."""
+    from sealer.commands import cluster as cmd
+
+    cmd.delete(masters, nodes, everything, name, output)
+
+
+@cli.command()
+@click.option("--cluster", "name", help="Only this cluster.")
+@OUTPUT
+def ps(name: str | None, output: str) -> None:
+    """List clusters: hosts, roles, platforms, image."""
+    from sealer.commands import cluster as cmd
+
+    cmd.ps(name, output)
+
+
 @cli.group()
 def registry() -> None:
     """Registry trees (the filesystem layout docker-registry serves)."""

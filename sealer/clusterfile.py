@@ -17,6 +17,7 @@ from sealer.errors import SealerError
 from sealer.reference import Reference
 
 API_VERSION = "sealer.cloud/v2"
+KUBEADM_GROUPS = ("kubeadm.k8s.io", "kubelet.config.k8s.io", "kubeproxy.config.k8s.io")
 ROLES = ("master", "node")
 
 
@@ -52,6 +53,9 @@ class Cluster:
     env: dict[str, str] = field(default_factory=dict)
     cmd: list[str] = field(default_factory=list)
     registry: str | None = None
+    registry_username: str | None = None
+    registry_password: str | None = field(default=None, repr=False)
+    kubeadm_docs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def masters(self) -> list[Host]:
@@ -127,7 +131,7 @@ _SCHEMA: dict[str, Any] = {
         "hosts": [{"ips": [str], "roles": [str], "ssh": {k: object for k in _SSH_KEYS}, "env": [str]}],
         "env": [str],
         "cmd": [str],
-        "registry": str,
+        "registry": object,  # a host address, or {host, username, password}
     },
     "status": object,
 }
@@ -188,6 +192,18 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
     cluster_docs = [d for d in docs if _kind(d) == "Cluster"]
     if len(cluster_docs) != 1:
         raise ClusterfileError(f"{display}: expected exactly one document of kind Cluster, found {len(cluster_docs)}")
+    kubeadm_docs = []
+    for doc in docs:
+        if doc is cluster_docs[0]:
+            continue
+        value = yaml.safe_load(yaml.serialize(doc))
+        api = str(value.get("apiVersion", "")) if isinstance(value, dict) else ""
+        if api.split("/")[0] not in KUBEADM_GROUPS:
+            raise ClusterfileError(
+                f"{display}:{doc.start_mark.line + 1}: a document of kind {_kind(doc)} ({api or 'no apiVersion'}) "
+                "is neither the Cluster nor a kubeadm configuration"
+            )
+        kubeadm_docs.append(value)
     node = cluster_docs[0]
     _check_node(node, _SCHEMA, "", display)
     data = yaml.safe_load(yaml.serialize(node))
@@ -217,11 +233,9 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
         if not eq or not key:
             raise ClusterfileError(f"{display}: spec.env entry {item!r} is not key=value")
         env[key] = value
-    registry = spec.get("registry")
-    if registry is not None:
-        registry = parse_address(str(registry), display)
-        if registry not in {h.address for h in hosts}:
-            raise ClusterfileError(f"{display}: spec.registry {registry} is not one of the cluster's hosts")
+    registry, reg_user, reg_password = _registry_spec(spec.get("registry"), display)
+    if registry is not None and registry not in {h.address for h in hosts}:
+        raise ClusterfileError(f"{display}: spec.registry {registry} is not one of the cluster's hosts")
     return Cluster(
         name=str(name),
         image=Reference.parse(str(image_text)),
@@ -230,7 +244,27 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
         env=env,
         cmd=[str(c) for c in spec.get("cmd") or []],
         registry=registry,
+        registry_username=reg_user,
+        registry_password=reg_password,
+        kubeadm_docs=kubeadm_docs,
     )
+
+
+def _registry_spec(value: Any, display: str) -> tuple[str | None, str | None, str | None]:
+    """``spec.registry``: a host address, or ``{host, username, password}`` for htpasswd auth."""
+    if value is None:
+        return None, None, None
+    if not isinstance(value, dict):
+        return parse_address(str(value), display), None, None
+    unknown = set(value) - {"host", "username", "password"}
+    if unknown:
+        raise ClusterfileError(f"{display}: unknown field 'spec.registry.{sorted(unknown)[0]}'")
+    host = parse_address(str(value["host"]), display) if value.get("host") else None
+    user = str(value["username"]) if value.get("username") else None
+    password = str(value["password"]) if value.get("password") is not None else None
+    if password is not None and not user:
+        raise ClusterfileError(f"{display}: spec.registry.password needs spec.registry.username")
+    return host, user, password
 
 
 def _kind(node: yaml.Node) -> str | None:
@@ -257,7 +291,13 @@ def to_clusterfile(cluster: Cluster) -> str:
         spec["env"] = [f"{k}={v}" for k, v in cluster.env.items()]
     if cluster.cmd:
         spec["cmd"] = list(cluster.cmd)
-    if cluster.registry:
-        spec["registry"] = cluster.registry
+    if cluster.registry or cluster.registry_username:
+        # the password is never written back: its bcrypt hash stays in the cluster's htpasswd
+        registry: dict[str, str] = {}
+        if cluster.registry:
+            registry["host"] = cluster.registry
+        if cluster.registry_username:
+            registry["username"] = cluster.registry_username
+        spec["registry"] = registry
     doc = {"apiVersion": API_VERSION, "kind": "Cluster", "metadata": {"name": cluster.name}, "spec": spec}
-    return yaml.safe_dump(doc, sort_keys=False)
+    return yaml.safe_dump_all([doc, *cluster.kubeadm_docs], sort_keys=False)

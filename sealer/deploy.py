@@ -11,12 +11,16 @@ import contextlib
 import datetime as dt
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from sealer.ansible import PlaybookResult, run_playbook
-from sealer.clusterfile import Cluster, to_clusterfile
+from sealer.clusterfile import Cluster, Host, check_hosts, parse_clusterfile, to_clusterfile
+from sealer.clusterprep import prepare
 from sealer.errors import HostError, SealerError, StoreBusyError
 from sealer.hosts import HostFacts, HostsError, KnownHosts, detect
 from sealer.image import Image, get_image
@@ -85,6 +89,8 @@ def run_cluster(store: Store, cluster: Cluster, reporter: Reporter, strict_host_
         if any(h.ssh.pk is None for h in cluster.hosts):
             raise SealerError("sealer run delivers with SSH keys only for now: pass --pk KEY (or spec.ssh.pk)")
         inventory = build_inventory(cluster, facts, cdir, image_ids)
+        with reporter.task("merging the registries and preparing the cluster's files"):
+            inventory["all"]["vars"].update(prepare(store, image, cluster, facts, cdir))
         atomic_write(cdir / "Clusterfile", to_clusterfile(cluster).encode(), mode=0o600)
         atomic_write(cdir / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
         run_dir = cdir / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -101,3 +107,107 @@ def run_cluster(store: Store, cluster: Cluster, reporter: Reporter, strict_host_
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
         return RunResult(cluster, cdir, facts, result, image_ids)
+
+
+# ---- join, delete, ps ------------------------------------------------------------------
+
+
+def cluster_names(store: Store) -> list[str]:
+    base = clusters_dir(store)
+    return sorted(p.name for p in base.iterdir() if (p / "Clusterfile").exists()) if base.is_dir() else []
+
+
+def resolve_name(store: Store, name: str | None) -> str:
+    """The cluster meant: the one named, or the only one there is."""
+    names = cluster_names(store)
+    if name:
+        if name not in names:
+            raise SealerError(f"no cluster named {name} (clusters: {', '.join(names) or 'none'})")
+        return name
+    if len(names) != 1:
+        raise SealerError(f"say which cluster with --cluster (clusters: {', '.join(names) or 'none'})")
+    return names[0]
+
+
+def load_state(store: Store, name: str) -> Cluster:
+    return parse_clusterfile(clusters_dir(store) / name / "Clusterfile")
+
+
+def join_hosts(
+    store: Store, name: str | None, masters: list[str], nodes: list[str], reporter: Reporter,
+    strict_host_keys: bool = False,
+) -> RunResult:  # fmt: skip
+    """Add hosts to a cluster; a host of a new platform gets its rootfs and the registry serves it."""
+    cluster = load_state(store, resolve_name(store, name))
+    template = cluster.hosts[0].ssh
+    new = [Host(a, "master", template) for a in masters] + [Host(a, "node", template) for a in nodes]
+    if not new:
+        raise SealerError("join needs hosts: -m or -n")
+    cluster.hosts = [*cluster.hosts, *new]
+    check_hosts(cluster.hosts)
+    return run_cluster(store, cluster, reporter, strict_host_keys)
+
+
+def delete_hosts(store: Store, name: str | None, addresses: list[str] | None, reporter: Reporter) -> list[str]:
+    """Reset the given hosts (all with None) and forget them; returns the addresses reset."""
+    cluster_name = resolve_name(store, name)
+    cluster = load_state(store, cluster_name)
+    cdir = clusters_dir(store) / cluster_name
+    known = {h.address for h in cluster.hosts}
+    targets = sorted(known) if addresses is None else addresses
+    unknown = [a for a in targets if a not in known]
+    if unknown:
+        raise SealerError(f"{', '.join(unknown)}: not in cluster {cluster_name}")
+    remaining = [h for h in cluster.hosts if h.address not in targets]
+    if remaining and cluster.masters[0].address in targets:
+        raise SealerError(f"{cluster.masters[0].address} is master0: delete --all to remove the whole cluster")
+    with cluster_lock(cdir):
+        run_dir = cdir / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        with reporter.task(f"resetting {len(targets)} hosts"):
+            result = run_playbook("delete.yml", cdir / "inventory.yaml", run_dir, reporter, limit=",".join(targets))
+        if result.failures:
+            raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
+        if not remaining:
+            unmount_all(cdir)
+            shutil.rmtree(cdir)
+            return targets
+        cluster.hosts = remaining
+        atomic_write(cdir / "Clusterfile", to_clusterfile(cluster).encode(), mode=0o600)
+        inventory = yaml.safe_load((cdir / "inventory.yaml").read_text())
+        for address in targets:
+            inventory["all"]["hosts"].pop(address, None)
+            for group in inventory["all"]["children"].values():
+                (group.get("hosts") or {}).pop(address, None)
+        atomic_write(cdir / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
+    return targets
+
+
+@dataclass
+class ClusterSummary:
+    name: str
+    image: str
+    hosts: list[dict[str, str]]
+
+
+def list_clusters(store: Store, name: str | None = None) -> list[ClusterSummary]:
+    out = []
+    for cluster_name in cluster_names(store):
+        if name and cluster_name != name:
+            continue
+        cdir = clusters_dir(store) / cluster_name
+        cluster = load_state(store, cluster_name)
+        try:
+            hostvars = yaml.safe_load((cdir / "inventory.yaml").read_text())["all"]["hosts"]
+        except (OSError, KeyError, TypeError, yaml.YAMLError):
+            hostvars = {}
+        hosts = [
+            {
+                "address": h.address,
+                "role": h.role,
+                "platform": str((hostvars.get(h.address) or {}).get("sealer_platform", "unknown")),
+                "hostname": str((hostvars.get(h.address) or {}).get("sealer_hostname", "")),
+            }
+            for h in cluster.hosts
+        ]
+        out.append(ClusterSummary(cluster_name, str(cluster.image), hosts))
+    return out

@@ -15,6 +15,7 @@ carry each manifest's platform.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -178,7 +179,26 @@ def merge_trees(out: Path, trees: list[Path]) -> dict[str, str]:
             target.link_revision(repo, digest)
             target.tag(repo, tag, digest)
             served[f"{repo}:{tag}"] = digest
+    _stamp(out)
     return served
+
+
+def _stamp(root: Path) -> None:
+    """Times that depend only on content, so that rsync sees an unchanged tree as unchanged.
+
+    Blob data linked from elsewhere keeps its own (content-derived) times.
+    """
+    for dirpath, dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if name == "data" and os.stat(path).st_nlink > 1:
+                continue
+            with open(path, "rb") as f:
+                stamp = int(hashlib.sha256(f.read()).hexdigest()[:8], 16)
+            os.utime(path, (stamp, stamp))
+        for name in dirs:
+            os.utime(os.path.join(dirpath, name), (0, 0))
+    os.utime(root, (0, 0))
 
 
 def _flatten(tree: RegistryTree, digest: str) -> list[Descriptor]:

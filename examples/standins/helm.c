@@ -3,13 +3,17 @@
  *
  * Real Kubernetes tools cannot be installed where sealer's examples and tests run, so the
  * example image carries this small program under the name helm. It checks its arguments the
- * way helm would, records every call (one line per call) in $SEALER_STANDIN_LOG or
- * /var/lib/sealer/standin-calls.log, and says plainly that it is a stand-in.
+ * way helm would, records every call (one line per call) in $SEALER_STANDIN_LOG or, by default,
+ * standin-calls.log beside the rootfs it sits in (ROOTFS/bin/helm -> ROOTFS/../standin-calls.log,
+ * the cluster's data directory), and says plainly that it is a stand-in.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <libgen.h>
+#include <limits.h>
 
 #if defined(__aarch64__)
 #define ARCH "arm64"
@@ -20,8 +24,17 @@
 #endif
 
 static int record(int argc, char **argv) {
+    char buf[PATH_MAX];
     const char *path = getenv("SEALER_STANDIN_LOG");
-    if (!path || !*path) path = "/var/lib/sealer/standin-calls.log";
+    if (!path || !*path) {
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n <= 0) return -1;
+        exe[n] = 0;
+        /* exe is ROOTFS/bin/helm: the log goes to ROOTFS/../standin-calls.log */
+        snprintf(buf, sizeof buf, "%s/../../standin-calls.log", dirname(exe));
+        path = buf;
+    }
     FILE *f = fopen(path, "a");
     if (!f) { perror(path); return -1; }
     fprintf(f, "%ld helm[%s]", (long)time(NULL), ARCH);

@@ -89,3 +89,32 @@ def run_cluster(store: Sealer, cluster: str, masters: list[SandboxHost], nodes: 
 
 def cluster_dir(store: Sealer, cluster: str) -> Path:
     return store.root / "clusters" / cluster
+
+
+def standin_log(host: SandboxHost, cluster: str) -> list[tuple[int, str]]:
+    """What the stand-ins on a host recorded: (time, call) per line."""
+    proc = host.ssh(f"cat /var/lib/sealer/data/{cluster}/standin-calls.log", check=False)
+    out = []
+    for line in proc.stdout.splitlines():
+        stamp, _, call = line.partition(" ")
+        out.append((int(stamp), call))
+    return out
+
+
+def host_state(host: SandboxHost) -> str:
+    """What a run may change on a host, to compare before and after (Ansible's /tmp aside)."""
+    return host.ssh(
+        "find / -xdev -path /tmp -prune -o -path /proc -prune -o -path /var/cache -prune -o -print | sort;"
+        " cat /etc/hosts; ls /run"
+    ).stdout
+
+
+def skopeo_raw(address: str, image: str, *creds: str) -> dict[str, object]:
+    import json
+
+    out = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", *creds, f"docker://{address}:5000/{image}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    result: dict[str, object] = json.loads(out)
+    return result

@@ -3,5 +3,4 @@
 # installs the container runtime and kubelet here; the example only records that it ran.
 set -eu
 rootfs=$(cd "$(dirname "$0")/.." && pwd)
-mkdir -p /var/lib/sealer
-echo "$(date +%s) init.sh[$(uname -m)] $rootfs" >> /var/lib/sealer/standin-calls.log
+echo "$(date +%s) init.sh[$(uname -m)] $rootfs" >> "${SEALER_STANDIN_LOG:-$rootfs/../standin-calls.log}"

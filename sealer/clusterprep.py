@@ -1,0 +1,122 @@
+"""What the controller prepares for a cluster before the playbook runs, all in the cluster's
+directory: the registries of every platform the cluster uses merged into one tree, the kubeadm
+configuration (the image's merged with the Clusterfile's), the registry's htpasswd, and the
+variables the roles read (registry domain and port, the CMDs and their version)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import yaml
+
+from sealer.clusterfile import Cluster
+from sealer.errors import SealerError
+from sealer.hosts import HostFacts
+from sealer.image import Image, PlatformImage
+from sealer.layer import unpacked_layer
+from sealer.regtree import RegistryTree, merge_trees
+from sealer.store import Store, atomic_write
+
+DEFAULT_DOMAIN = "sea.hub"
+DEFAULT_PORT = 5000
+
+
+def read_from_layers(store: Store, image: PlatformImage, rel: str) -> bytes | None:
+    """A file of the image's rootfs, from the topmost layer that has it."""
+    for layer in reversed(image.config.layers):
+        path = unpacked_layer(store, layer.digest) / rel
+        if path.is_file():
+            return path.read_bytes()
+    return None
+
+
+def registry_trees(store: Store, images: list[PlatformImage]) -> list[Path]:
+    trees = []
+    for image in images:
+        for layer in image.config.layers:
+            if layer.type == "BASE":
+                tree = unpacked_layer(store, layer.digest) / "registry"
+                if (tree / "docker").is_dir():
+                    trees.append(tree)
+    return trees
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def merge_kubeadm(base_text: str, docs: list[dict[str, Any]]) -> str:
+    """The image's kubeadm documents, each overridden by the Clusterfile's of the same kind."""
+    merged: list[dict[str, Any]] = [d for d in yaml.safe_load_all(base_text) if isinstance(d, dict)]
+    for doc in docs:
+        for i, existing in enumerate(merged):
+            if existing.get("kind") == doc.get("kind"):
+                merged[i] = _deep_merge(existing, doc)
+                break
+        else:
+            merged.append(doc)
+    return yaml.safe_dump_all(merged, sort_keys=False)
+
+
+def write_htpasswd(path: Path, username: str, password: str) -> None:
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+    atomic_write(path, f"{username}:{hashed}\n".encode(), mode=0o600)
+
+
+def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostFacts], cdir: Path) -> dict[str, Any]:
+    """Write the cluster's files; returns the inventory variables that point at them."""
+    platforms = sorted({f.platform for f in facts.values()})
+    images = [image.for_platform(p) for p in platforms]
+    master0 = image.for_platform(facts[cluster.masters[0].address].platform)
+    registry_image = image.for_platform(facts[cluster.registry_host].platform)
+    # the registry: every platform's trees merged into multi-arch indexes
+    tree = cdir / "registry"
+    trees = registry_trees(store, images)
+    if trees:
+        merge_trees(tree, trees)
+    else:
+        RegistryTree(tree).v2.mkdir(parents=True, exist_ok=True)
+    settings: dict[str, Any] = {}
+    raw = read_from_layers(store, registry_image, "etc/registry.yml")
+    if raw:
+        try:
+            settings = yaml.safe_load(raw) or {}
+        except yaml.YAMLError as err:
+            raise SealerError(f"image {image.name}: etc/registry.yml is not valid YAML: {err}") from err
+    # kubeadm
+    base = read_from_layers(store, master0, "etc/kubeadm.yml")
+    if base is None and cluster.kubeadm_docs:
+        base = b""
+    kubeadm_file = ""
+    if base is not None:
+        atomic_write(cdir / "kubeadm.yml", merge_kubeadm(base.decode(), cluster.kubeadm_docs).encode(), mode=0o600)
+        kubeadm_file = str(cdir / "kubeadm.yml")
+    # registry credentials: a bcrypt hash on disk, the password nowhere
+    htpasswd = cdir / "htpasswd"
+    if cluster.registry_username and cluster.registry_password is not None:
+        write_htpasswd(htpasswd, cluster.registry_username, cluster.registry_password)
+    elif not cluster.registry_username and htpasswd.exists():
+        os.unlink(htpasswd)
+    commands = cluster.cmd or [*master0.config.cmd_parent, *master0.config.cmd_current]
+    version = hashlib.sha256("\n".join([master0.id, *commands]).encode()).hexdigest()[:16]
+    return {
+        "sealer_registry_domain": str(settings.get("domain") or DEFAULT_DOMAIN),
+        "sealer_registry_port": int(settings.get("port") or DEFAULT_PORT),
+        "sealer_registry_source": str(tree),
+        "sealer_registry_htpasswd": str(htpasswd) if htpasswd.exists() else "",
+        "sealer_kubernetes_config": kubeadm_file,
+        "sealer_app_commands": commands,
+        "sealer_app_version": version,
+        "sealer_env": dict(cluster.env),
+    }

@@ -1,0 +1,43 @@
+"""join, delete and ps: clusters after their first run."""
+
+from __future__ import annotations
+
+from sealer.clusterfile import parse_address_list
+from sealer.commands._output import RichReporter, info, print_json, table
+from sealer.deploy import delete_hosts, join_hosts, list_clusters
+from sealer.errors import UsageError
+from sealer.store import Store
+
+
+def join(masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, output: str) -> None:
+    m = parse_address_list(masters, "-m") if masters else []
+    n = parse_address_list(nodes, "-n") if nodes else []
+    result = join_hosts(Store.open(), name, m, n, RichReporter(quiet=output == "json"), strict_host_keys)
+    if output == "json":
+        print_json({"cluster": result.cluster.name, "joined": [*m, *n]})
+    else:
+        info(f"joined {', '.join([*m, *n])} to cluster {result.cluster.name}")
+
+
+def delete(masters: str | None, nodes: str | None, everything: bool, name: str | None, output: str) -> None:
+    if everything == bool(masters or nodes):
+        raise UsageError("delete takes -m/-n hosts, or --all")
+    targets = None if everything else [
+        *(parse_address_list(masters, "-m") if masters else []), *(parse_address_list(nodes, "-n") if nodes else [])
+    ]  # fmt: skip
+    removed = delete_hosts(Store.open(), name, targets, RichReporter(quiet=output == "json"))
+    if output == "json":
+        print_json({"deleted": removed, "all": everything})
+    else:
+        info(f"reset and removed {', '.join(removed)}" + (" and the cluster's local state" if everything else ""))
+
+
+def ps(name: str | None, output: str) -> None:
+    clusters = list_clusters(Store.open(), name)
+    if output == "json":
+        print_json([{"name": c.name, "image": c.image, "hosts": c.hosts} for c in clusters])
+        return
+    table(
+        ["CLUSTER", "IMAGE", "HOST", "ROLE", "PLATFORM", "HOSTNAME"],
+        [[c.name, c.image, h["address"], h["role"], h["platform"], h["hostname"]] for c in clusters for h in c.hosts],
+    )
