@@ -260,6 +260,24 @@ def ps(name: str | None, output: str) -> None:
     cmd.ps(name, output)
 
 
+@cli.command()
+@OUTPUT
+def fsck(output: str) -> None:
+    """Verify every blob's digest and every reference in the store (exit 1 on a problem)."""
+    from sealer.commands import store as cmd
+
+    cmd.fsck(output)
+
+
+@cli.command()
+@OUTPUT
+def prune(output: str) -> None:
+    """Remove blobs, unpacked layers and leftovers no image uses (waits for running commands)."""
+    from sealer.commands import store as cmd
+
+    cmd.prune(output)
+
+
 @cli.group()
 def registry() -> None:
     """Registry trees (the filesystem layout docker-registry serves)."""

@@ -291,3 +291,39 @@ class Store:
                 else:
                     path.unlink(missing_ok=True)
         return removed
+
+    def fsck(self) -> tuple[int, list[str]]:
+        """Verify every blob's digest and every reference; returns (blobs checked, problems)."""
+        problems: list[str] = []
+        checked = 0
+        with self._flock("gc.lock", fcntl.LOCK_EX), self.names_lock():
+            for path in sorted(self.blobs.iterdir()):
+                digest = "sha256:" + path.name
+                h = hashlib.sha256()
+                with open(path, "rb") as f:
+                    while chunk := f.read(CHUNK):
+                        h.update(chunk)
+                checked += 1
+                if "sha256:" + h.hexdigest() != digest:
+                    problems.append(f"{digest}: content does not match its digest")
+            for name, desc in sorted(self.names().items()):
+                stack = [desc]
+                while stack:
+                    d = stack.pop()
+                    if not self.has_blob(d.digest):
+                        problems.append(f"{name}: {d.digest} is referenced but missing")
+                        continue
+                    if self.blob_size(d.digest) != d.size:
+                        problems.append(f"{name}: {d.digest} is {self.blob_size(d.digest)} bytes, not {d.size}")
+                        continue
+                    try:
+                        if d.media_type in INDEX_TYPES:
+                            doc = self.read_json(d.digest)
+                            stack += [Descriptor.from_json(m, d.digest) for m in doc.get("manifests", [])]
+                        elif d.media_type in MANIFEST_TYPES:
+                            doc = self.read_json(d.digest)
+                            stack.append(Descriptor.from_json(doc.get("config"), d.digest))
+                            stack += [Descriptor.from_json(m, d.digest) for m in doc.get("layers", [])]
+                    except StoreError as err:
+                        problems.append(f"{name}: {err}")
+        return checked, problems

@@ -277,6 +277,7 @@ def test_build_killed_at_any_point_leaves_no_partial_image(
         big = [r for r in rows if r["name"] == "big:1"]
         assert [r for r in rows if r["name"] != "big:1"] == baseline
         assert big == [] or sorted(r["platform"]["architecture"] for r in big) == ["amd64", "arm64"]
+        assert sealer.json("fsck", "--output", "json")["problems"] == []
         if big:
             sealer.run("rmi", "big:1")
     assert kills >= 3, "the build finished before most kills: the test did not test anything"
@@ -286,3 +287,22 @@ def test_build_killed_at_any_point_leaves_no_partial_image(
     subprocess.run(
         ["skopeo", "copy", "-q", "--all", f"oci:{sealer.root}:big:1", f"dir:{tmp_path / 'check'}"], check=True
     )
+
+
+def test_fsck_finds_damage_and_prune_removes_garbage(sealer: Sealer, prepared_examples: Path) -> None:
+    build_examples(sealer)
+    assert sealer.run("fsck").returncode == 0
+    orphan = sealer.root / "blobs" / "sha256" / ("0" * 64)
+    orphan.write_bytes(b"")  # what a command killed at the wrong moment could leave: unreferenced
+    report = sealer.run("fsck", "--output", "json", check=False)
+    assert report.returncode == 1
+    assert json.loads(report.stdout)["problems"] == [f"sha256:{'0' * 64}: content does not match its digest"]
+    pruned = sealer.json("prune", "--output", "json")
+    assert f"sha256:{'0' * 64}" in pruned["deletedBlobs"] and not orphan.exists()
+    layer = layers_by_value(sealer, NAME, "linux/arm64")["${ARCH}/helm bin"]
+    blob = sealer.root / "blobs" / "sha256" / layer.split(":")[1]
+    data = bytearray(blob.read_bytes())
+    data[600] ^= 1
+    blob.write_bytes(bytes(data))
+    report = sealer.run("fsck", check=False)
+    assert report.returncode == 1 and f"{layer}: content does not match its digest" in report.stderr
