@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sealer.context import copy_entries, normalize_dest
 from sealer.errors import BuildError, ImageNotFoundError, KubefileError, PlatformNotFoundError, UsageError
@@ -25,7 +26,6 @@ from sealer.image import (
     write_index,
     write_platform_image,
 )
-from sealer.imagecache import ImageCache
 from sealer.imagescan import collect, scan_rootfs
 from sealer.kubefile import (
     ArgInstr,
@@ -44,7 +44,7 @@ from sealer.layer import WHITEOUT_PREFIX, Entry, apply_layers, finalize, fingerp
 from sealer.platform import Platform
 from sealer.progress import Reporter, SilentReporter
 from sealer.reference import Reference
-from sealer.registry import RegistryConfig
+from sealer.regconfig import RegistryConfig
 from sealer.regtree import RegistryTree
 from sealer.store import Store, atomic_write
 
@@ -106,7 +106,7 @@ class Builder:
         self._walked: dict[tuple[str, ...], tuple[list[Entry], str]] = {}
         # Files this platform's build added that may name container images: rootfs path -> content
         self._scan: dict[str, bytes] = {}
-        self._image_cache: ImageCache | None = None
+        self._image_cache: Any = None  # an ImageCache, made on first use
         self._missing: list[str] = []  # images no platform could cache, reported together
 
     def build(self, opts: BuildOptions) -> BuildResult:
@@ -324,6 +324,8 @@ class Builder:
         self, opts: BuildOptions, refs: list[str], platform: Platform, config: ImageConfig, result: BuildResult
     ) -> Layer:
         """The ``BASE``/``rootfs cache`` layer: this platform's images in a registry tree."""
+        from sealer.imagecache import ImageCache  # the HTTP client is loaded only when images are fetched
+
         if self._image_cache is None:
             self._image_cache = ImageCache(self.store, opts.registry_config or RegistryConfig(), self.reporter)
         cache = self._image_cache
@@ -360,8 +362,10 @@ class Builder:
 
 
 def _may_name_images(path: str) -> bool:
+    """Files the image scan reads: manifests, image lists, and what helm needs of a chart."""
     if path.startswith("charts/"):
-        return True
+        name = path.rsplit("/", 1)[-1]
+        return name in ("values.yaml", "Chart.yaml", "_helpers.tpl") or "/templates/" in path
     return path.startswith("manifests/") and (path.endswith((".yaml", ".yml")) or path == "manifests/imageList")
 
 

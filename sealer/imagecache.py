@@ -19,7 +19,8 @@ from sealer.oci import INDEX_TYPES, MANIFEST_TYPES, Descriptor, parse_json_blob
 from sealer.platform import Platform
 from sealer.progress import Reporter
 from sealer.reference import DOCKER_HUB, Reference
-from sealer.registry import NotFoundError, RegistryClient, RegistryConfig, RegistryError
+from sealer.regconfig import RegistryConfig
+from sealer.registry import NotFoundError, RegistryClient, RegistryError
 from sealer.regtree import RegistryTree
 from sealer.store import Store
 

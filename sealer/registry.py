@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
 import json
-import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urljoin
@@ -28,7 +25,8 @@ import requests
 
 from sealer.errors import DigestMismatchError, SealerError
 from sealer.oci import INDEX_TYPES, MANIFEST_TYPES, MAX_JSON_BLOB, sha256_digest
-from sealer.store import CHUNK, BlobWriter, atomic_write
+from sealer.regconfig import RegistryConfig, is_loopback, load_credentials
+from sealer.store import CHUNK, BlobWriter
 
 ACCEPT_MANIFESTS = ", ".join((*INDEX_TYPES, *MANIFEST_TYPES))
 RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -45,69 +43,6 @@ class AuthError(RegistryError):
 
 class NotFoundError(RegistryError):
     pass
-
-
-@dataclass
-class Credentials:
-    username: str
-    password: str = field(repr=False)
-
-
-def docker_config_path() -> Path:
-    base = os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")
-    return Path(base) / "config.json"
-
-
-def load_credentials(registry: str) -> Credentials | None:
-    try:
-        data = json.loads(docker_config_path().read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    entry = (data.get("auths") or {}).get(registry) or {}
-    auth = entry.get("auth")
-    if not auth:
-        return None
-    try:
-        user, _, password = base64.b64decode(auth).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return Credentials(user, password)
-
-
-def save_credentials(registry: str, creds: Credentials | None) -> None:
-    """Store (or, with None, remove) credentials the way docker login does; the file is 0600."""
-    path = docker_config_path()
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        data = {}
-    auths = data.setdefault("auths", {})
-    if creds is None:
-        auths.pop(registry, None)
-    else:
-        token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
-        auths[registry] = {"auth": token}
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write(path, json.dumps(data, indent=2).encode() + b"\n", mode=0o600)
-
-
-def is_loopback(registry: str) -> bool:
-    host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry[1:].split("]", maxsplit=1)[0]
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass
-class RegistryConfig:
-    insecure: set[str] = field(default_factory=set)
-    ca_file: str | None = None
-    default_registry: str | None = None
-    # where to fetch a registry's images from instead (docker.io -> a local mirror), as containerd does
-    mirrors: dict[str, str] = field(default_factory=dict)
 
 
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')

@@ -9,12 +9,8 @@ names the image only when every blob is in the store.
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
-
-import yaml
 
 from sealer.errors import PlatformNotFoundError, SealerError, UsageError
 from sealer.image import add_platforms, get_image, index_document, read_platform_image, store_key
@@ -22,34 +18,11 @@ from sealer.oci import INDEX_TYPES, MANIFEST_TYPES, MEDIA_INDEX, Descriptor, par
 from sealer.platform import Platform
 from sealer.progress import Reporter
 from sealer.reference import Reference
-from sealer.registry import RegistryClient, RegistryConfig
+from sealer.regconfig import RegistryConfig
+from sealer.registry import RegistryClient
 from sealer.store import Store, atomic_write
 
 PARALLEL = 4
-
-
-def registry_config(store: Store, insecure: tuple[str, ...] = ()) -> RegistryConfig:
-    """``$SEALER_ROOT/config.yaml`` (defaultRegistry, insecureRegistries, registryCA, registryMirrors),
-    then the environment and flags."""
-    data: dict[str, Any] = {}
-    path = store.root / "config.yaml"
-    if path.exists():
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise SealerError(f"{path}: not valid YAML: {err}") from err
-    mirrors = {str(k): str(v) for k, v in (data.get("registryMirrors") or {}).items()}
-    for item in filter(None, os.environ.get("SEALER_REGISTRY_MIRRORS", "").split(",")):
-        source, eq, mirror = item.partition("=")
-        if not eq:
-            raise UsageError(f"SEALER_REGISTRY_MIRRORS entry {item!r} is not registry=mirror")
-        mirrors[source.strip()] = mirror.strip()
-    return RegistryConfig(
-        mirrors=mirrors,
-        insecure={*(data.get("insecureRegistries") or []), *insecure},
-        ca_file=os.environ.get("SEALER_REGISTRY_CA") or data.get("registryCA"),
-        default_registry=os.environ.get("SEALER_DEFAULT_REGISTRY") or data.get("defaultRegistry"),
-    )
 
 
 def remote(ref: Reference, config: RegistryConfig) -> tuple[str, str]:
@@ -187,7 +160,8 @@ def pull(
 
 
 def login(registry: str, username: str, password: str, config: RegistryConfig) -> None:
-    from sealer.registry import AuthError, Credentials, save_credentials
+    from sealer.regconfig import Credentials, save_credentials
+    from sealer.registry import AuthError
 
     client = RegistryClient(registry, config)
     client.creds = Credentials(username, password)
@@ -199,7 +173,7 @@ def login(registry: str, username: str, password: str, config: RegistryConfig) -
 
 
 def logout(registry: str) -> bool:
-    from sealer.registry import load_credentials, save_credentials
+    from sealer.regconfig import load_credentials, save_credentials
 
     had = load_credentials(registry) is not None
     save_credentials(registry, None)

@@ -6,8 +6,8 @@ from sealer.build import Builder, BuildOptions
 from sealer.commands._output import RichReporter, info, print_json
 from sealer.platform import Platform
 from sealer.reference import Reference
+from sealer.regconfig import registry_config
 from sealer.store import Store
-from sealer.transfer import registry_config
 
 
 def run(

@@ -12,6 +12,7 @@ from sealer.image import get_image
 from sealer.merge import merge as merge_images
 from sealer.platform import Platform
 from sealer.reference import Reference
+from sealer.regconfig import registry_config
 from sealer.store import Store
 
 
@@ -52,7 +53,7 @@ def load(input_path: str, output: str) -> None:
 def push(name: str, platforms: str | None, insecure: bool, output: str) -> None:
     store = Store.open()
     ref = Reference.parse(name)
-    config = transfer.registry_config(store)
+    config = registry_config(store)
     if insecure:
         config.insecure.add(transfer.remote(ref, config)[0])
     result = transfer.push(store, ref, _platforms(platforms), config, RichReporter(quiet=output == "json"))
@@ -66,7 +67,7 @@ def push(name: str, platforms: str | None, insecure: bool, output: str) -> None:
 def pull(name: str, platforms: str | None, insecure: bool, output: str) -> None:
     store = Store.open()
     ref = Reference.parse(name)
-    config = transfer.registry_config(store)
+    config = registry_config(store)
     if insecure:
         config.insecure.add(transfer.remote(ref, config)[0])
     result = transfer.pull(store, ref, _platforms(platforms), config, RichReporter(quiet=output == "json"))
@@ -84,7 +85,7 @@ def login(registry: str, username: str, password: str | None, password_stdin: bo
     if not password:
         raise UsageError("a password is needed: -p PASSWORD or --password-stdin")
     store = Store.open()
-    config = transfer.registry_config(store)
+    config = registry_config(store)
     if insecure:
         config.insecure.add(registry)
     transfer.login(registry, username, password, config)
@@ -98,7 +99,7 @@ def logout(registry: str) -> None:
 def merge(names: list[str], tag: str, platforms: str | None, insecure: bool, output: str) -> None:
     store = Store.open()
     plats = _platforms(platforms) or [Platform.host()]
-    config = transfer.registry_config(store)
+    config = registry_config(store)
     images = []
     for name in names:
         ref = Reference.parse(name)
