@@ -15,6 +15,7 @@ import re
 import shutil
 import tarfile
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -154,7 +155,10 @@ def _load(store: Store, stream: IO[bytes], source: str, staging: Path, reporter:
     staged: dict[str, int] = {}
     seen: set[str] = set()
     try:
-        with tarfile.open(fileobj=stream, mode="r|*") as tar, reporter.task(f"loading {source}") as advance:
+        with (
+            tarfile.open(fileobj=stream, mode="r|*", bufsize=CHUNK) as tar,
+            reporter.task(f"loading {source}") as advance,
+        ):
             for member in tar:
                 name = member.name
                 clean = name[2:] if name.startswith("./") else name
@@ -201,12 +205,18 @@ def _stage_blob(src: IO[bytes], staging: Path, digest: str, size: int, advance: 
     hasher = hashlib.sha256()
     path = staging / digest.split(":")[1]
     got = 0
-    with open(path, "wb") as out:
+    # hashing (which releases the GIL) runs beside the reads and writes, on the other core
+    with open(path, "wb") as out, ThreadPoolExecutor(1) as hashing:
+        pending: Future[None] | None = None
         while chunk := src.read(CHUNK):
-            hasher.update(chunk)
+            if pending is not None:
+                pending.result()
+            pending = hashing.submit(hasher.update, chunk)
             out.write(chunk)
             got += len(chunk)
             advance(len(chunk))
+        if pending is not None:
+            pending.result()
     if got != size:
         raise DigestMismatchError(digest, f"archive entry is {got} bytes, its header says {size}")
     if "sha256:" + hasher.hexdigest() != digest:

@@ -222,10 +222,7 @@ class Builder:
             entries = finalize(copy_entries(opts.context, sources, dest, str(platform), where))
             self._walked[walk_key] = (entries, fingerprint(entries))
         entries, stat_print = self._walked[walk_key]
-        for e in entries:
-            if e.kind == "file" and _may_name_images(e.path):
-                assert e.source is not None
-                self._scan[e.path] = Path(e.source).read_bytes()
+        self._remember_for_scan(entries)
         # A COPY layer's bytes do not depend on the layers below it, so platforms share it.
         key = _key("COPY", *walk_key, stat_print)
         cached = None if opts.no_cache else self.cache.get(key)
@@ -283,10 +280,7 @@ class Builder:
                     *where, f"RUN failed for {platform} with exit code {proc.returncode}: {tail or '(no output)'}"
                 )
             entries = _changes(work, before)
-            for e in entries:
-                if e.kind == "file" and _may_name_images(e.path):
-                    assert e.source is not None
-                    self._scan[e.path] = Path(e.source).read_bytes()
+            self._remember_for_scan(entries)
             if not entries:
                 self.cache.put(key, "sha256:" + "0" * 64, 0)
                 return None
@@ -296,6 +290,11 @@ class Builder:
         self.cache.put(key, digest, size)
         result.layers_written += 1
         return Layer(digest, size, "RUN", instr.command)
+
+    def _remember_for_scan(self, entries: list[Entry]) -> None:
+        for e in entries:
+            if e.kind == "file" and e.source and _may_name_images(e.path):
+                self._scan[e.path] = Path(e.source).read_bytes()
 
     def _scan_tree(self, root: Path) -> None:
         for dirpath, _dirs, files in os.walk(root):

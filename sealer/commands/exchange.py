@@ -12,7 +12,7 @@ from sealer.image import get_image
 from sealer.merge import merge as merge_images
 from sealer.platform import Platform
 from sealer.reference import Reference
-from sealer.regconfig import registry_config
+from sealer.regconfig import RegistryConfig, registry_config
 from sealer.store import Store
 
 
@@ -50,12 +50,17 @@ def load(input_path: str, output: str) -> None:
         info(f"loaded {', '.join(result.names)} ({result.new_blobs} new blobs)")
 
 
-def push(name: str, platforms: str | None, insecure: bool, output: str) -> None:
+def _remote(name: str, insecure: bool) -> tuple[Store, Reference, RegistryConfig]:
     store = Store.open()
     ref = Reference.parse(name)
     config = registry_config(store)
     if insecure:
         config.insecure.add(transfer.remote(ref, config)[0])
+    return store, ref, config
+
+
+def push(name: str, platforms: str | None, insecure: bool, output: str) -> None:
+    store, ref, config = _remote(name, insecure)
     result = transfer.push(store, ref, _platforms(platforms), config, RichReporter(quiet=output == "json"))
     if output == "json":
         print_json(result.__dict__)
@@ -65,11 +70,7 @@ def push(name: str, platforms: str | None, insecure: bool, output: str) -> None:
 
 
 def pull(name: str, platforms: str | None, insecure: bool, output: str) -> None:
-    store = Store.open()
-    ref = Reference.parse(name)
-    config = registry_config(store)
-    if insecure:
-        config.insecure.add(transfer.remote(ref, config)[0])
+    store, ref, config = _remote(name, insecure)
     result = transfer.pull(store, ref, _platforms(platforms), config, RichReporter(quiet=output == "json"))
     if output == "json":
         print_json({"name": result.name, "platforms": [p.to_oci() for p in result.platforms],
