@@ -25,7 +25,8 @@ def unmount_all(path: Path) -> None:
     """Unmount whatever an earlier, killed run left mounted below ``path``."""
     prefix = str(path.resolve())
     with open("/proc/self/mounts") as f:
-        mounts = [line.split()[1] for line in f]
+        # /proc/self/mounts escapes spaces and such as \040
+        mounts = [line.split()[1].encode().decode("unicode_escape") for line in f]
     for mnt in sorted((m for m in mounts if m == prefix or m.startswith(prefix + "/")), key=len, reverse=True):
         if subprocess.run(["umount", mnt], capture_output=True, check=False).returncode != 0:
             subprocess.run(["umount", "-l", mnt], capture_output=True, check=False)

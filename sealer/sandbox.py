@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sealer.errors import SealerError
+from sealer.mount import unmount_all
 from sealer.platform import Platform
 from sealer.store import atomic_write
 
@@ -165,7 +166,7 @@ def userland(arch: str, log: Log) -> Path:
          SUITE, str(work), _apt_mirror()],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    _umount_below(work)
+    unmount_all(work)
     if proc.returncode != 0:
         shutil.rmtree(work, ignore_errors=True)
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
@@ -176,21 +177,6 @@ def userland(arch: str, log: Log) -> Path:
     shutil.rmtree(final, ignore_errors=True)
     os.rename(work, final)
     return final
-
-
-def _mounts() -> list[str]:
-    out = []
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            out.append(line.split()[1].encode().decode("unicode_escape"))
-    return out
-
-
-def _umount_below(path: Path) -> None:
-    prefix = str(path.resolve())
-    for mnt in sorted((m for m in _mounts() if m == prefix or m.startswith(prefix + "/")), key=len, reverse=True):
-        if _run("umount", mnt, check=False).returncode != 0:
-            _run("umount", "-l", mnt, check=False)
 
 
 def _host_dir(name: str, host: str) -> Path:
@@ -367,5 +353,5 @@ def _teardown(box: Sandbox) -> None:
         _run("ip", "netns", "del", host.netns, check=False)
     _run("ip", "link", "del", box.bridge, check=False)
     box_dir = sandbox_root() / "sandboxes" / box.name
-    _umount_below(box_dir)
+    unmount_all(box_dir)
     shutil.rmtree(box_dir, ignore_errors=True)
