@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,14 +19,14 @@ import yaml
 from sealer.ansible import PlaybookResult, run_playbook
 from sealer.clusterfile import Cluster, Host, check_hosts, parse_clusterfile, to_clusterfile
 from sealer.clusterprep import prepare
-from sealer.errors import HostError, SealerError, StoreBusyError
+from sealer.errors import HostError, SealerError
 from sealer.hosts import HostFacts, HostsError, KnownHosts, detect
 from sealer.image import Image, get_image
 from sealer.inventory import build_inventory, dump_inventory, platform_groups
 from sealer.mount import mounted_rootfs, unmount_all
 from sealer.platform import Platform
 from sealer.progress import Reporter
-from sealer.store import Store, atomic_write
+from sealer.store import Store, atomic_write, file_lock
 
 
 class DeployError(SealerError):
@@ -48,19 +46,11 @@ def clusters_dir(store: Store) -> Path:
     return store.root / "clusters"
 
 
-@contextlib.contextmanager
-def cluster_lock(cdir: Path) -> Iterator[None]:
+def cluster_lock(cdir: Path) -> contextlib.AbstractContextManager[None]:
     cdir.mkdir(parents=True, exist_ok=True)
     os.chmod(cdir, 0o700)
-    fd = os.open(cdir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            raise StoreBusyError(f"cluster {cdir.name} is being changed by another sealer command") from err
-        yield
-    finally:
-        os.close(fd)
+    busy = f"cluster {cdir.name} is being changed by another sealer command"
+    return file_lock(cdir / ".lock", blocking=False, busy=busy)
 
 
 def check_platforms(image: Image, facts: dict[str, HostFacts]) -> dict[Platform, str]:

@@ -14,7 +14,6 @@ process and file ``up`` made.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -22,14 +21,14 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sealer.errors import SealerError
 from sealer.mount import unmount_all
 from sealer.platform import Platform
-from sealer.store import atomic_write
+from sealer.store import atomic_write, file_lock
 
 SUBNET_PREFIX = "10.213"
 FIRST_HOST = 11
@@ -110,16 +109,10 @@ def _require_root() -> None:
         raise SandboxError("the sandbox needs root: it creates network namespaces, bridges and mounts")
 
 
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
+def _locked(root: Path) -> contextlib.AbstractContextManager[None]:
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o755)
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return file_lock(root / ".lock")
 
 
 def _apt_mirror() -> str:

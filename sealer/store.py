@@ -72,6 +72,20 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, tmp_dir: Path | Non
         raise
 
 
+@contextlib.contextmanager
+def file_lock(path: Path, mode: int = fcntl.LOCK_EX, blocking: bool = True, busy: str = "") -> Iterator[None]:
+    """An flock on ``path`` for the duration; StoreBusyError(``busy``) when not blocking and held."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError as err:
+            raise StoreBusyError(busy or f"{path} is held by another sealer command") from err
+        yield
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class BlobWriter:
     """A blob being written: hashed as it is written, renamed into place by :meth:`commit`."""
@@ -128,17 +142,8 @@ class Store:
 
     # ---- locks -------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _flock(self, name: str, mode: int, blocking: bool = True) -> Iterator[None]:
-        fd = os.open(self.root / name, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
-            except BlockingIOError as err:
-                raise StoreBusyError(f"store {self.root} is busy ({name} is held)") from err
-            yield
-        finally:
-            os.close(fd)
+    def _flock(self, name: str, mode: int, blocking: bool = True) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.root / name, mode, blocking, f"store {self.root} is busy ({name} is held)")
 
     def names_lock(self) -> contextlib.AbstractContextManager[None]:
         """Exclusive while index.json is read-modified-written."""
@@ -259,14 +264,18 @@ class Store:
             if desc.digest in seen:
                 continue
             seen.add(desc.digest)
-            if desc.media_type in INDEX_TYPES:
-                doc = self.read_json(desc.digest)
-                stack.extend(Descriptor.from_json(m, desc.digest) for m in doc.get("manifests", []))
-            elif desc.media_type in MANIFEST_TYPES:
-                doc = self.read_json(desc.digest)
-                stack.append(Descriptor.from_json(doc.get("config"), desc.digest))
-                stack.extend(Descriptor.from_json(m, desc.digest) for m in doc.get("layers", []))
+            stack.extend(self.children(desc))
         return seen
+
+    def children(self, desc: Descriptor) -> list[Descriptor]:
+        """What an index or manifest refers to (nothing, for configs and layers)."""
+        if desc.media_type in INDEX_TYPES:
+            doc = self.read_json(desc.digest)
+            return [Descriptor.from_json(m, desc.digest) for m in doc.get("manifests", [])]
+        if desc.media_type in MANIFEST_TYPES:
+            doc = self.read_json(desc.digest)
+            return [Descriptor.from_json(m, desc.digest) for m in [doc.get("config"), *doc.get("layers", [])]]
+        return []
 
     def collect_garbage(self, blocking: bool = False) -> list[str]:
         """Remove blobs, unpacked layers and temp files no image needs. Returns removed digests.
@@ -317,13 +326,7 @@ class Store:
                         problems.append(f"{name}: {d.digest} is {self.blob_size(d.digest)} bytes, not {d.size}")
                         continue
                     try:
-                        if d.media_type in INDEX_TYPES:
-                            doc = self.read_json(d.digest)
-                            stack += [Descriptor.from_json(m, d.digest) for m in doc.get("manifests", [])]
-                        elif d.media_type in MANIFEST_TYPES:
-                            doc = self.read_json(d.digest)
-                            stack.append(Descriptor.from_json(doc.get("config"), d.digest))
-                            stack += [Descriptor.from_json(m, d.digest) for m in doc.get("layers", [])]
+                        stack += self.children(d)
                     except StoreError as err:
                         problems.append(f"{name}: {err}")
         return checked, problems
