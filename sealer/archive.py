@@ -8,11 +8,14 @@ only then moves the blobs in and names the images: a refused archive leaves noth
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
+import stat
 import tarfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,6 +43,8 @@ from sealer.store import CHUNK, OCI_LAYOUT, Store
 _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
 _DIRS = {"blobs", "blobs/sha256", "."}
 MAX_INDEX_DEPTH = 4
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")
+_RANGE_STEP = 64 << 20
 
 
 class ArchiveError(SealerError):
@@ -150,15 +155,30 @@ def load(store: Store, stream: IO[bytes], source: str, reporter: Reporter) -> Lo
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _open_tar(stream: IO[bytes]) -> tuple[tarfile.TarFile, int | None]:
+    """A plain archive in a regular file is read by offsets, so blobs are copied by the kernel;
+    anything else (stdin, a compressed archive) is streamed."""
+    try:
+        regular = stat.S_ISREG(os.fstat(stream.fileno()).st_mode) and stream.seekable()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        regular = False
+    if regular:
+        start = stream.tell()
+        magic = stream.read(6)
+        stream.seek(start)
+        if not magic.startswith(_COMPRESSED_MAGIC):
+            return tarfile.open(fileobj=stream, mode="r:"), stream.fileno()
+    return tarfile.open(fileobj=stream, mode="r|*", bufsize=CHUNK), None
+
+
 def _load(store: Store, stream: IO[bytes], source: str, staging: Path, reporter: Reporter) -> LoadResult:
     index_json: bytes | None = None
     staged: dict[str, int] = {}
+    present: dict[str, int] = {}
     seen: set[str] = set()
     try:
-        with (
-            tarfile.open(fileobj=stream, mode="r|*", bufsize=CHUNK) as tar,
-            reporter.task(f"loading {source}") as advance,
-        ):
+        tar, fd = _open_tar(stream)
+        with tar, reporter.task(f"loading {source}") as advance:
             for member in tar:
                 name = member.name
                 clean = name[2:] if name.startswith("./") else name
@@ -176,13 +196,15 @@ def _load(store: Store, stream: IO[bytes], source: str, staging: Path, reporter:
                 if clean in seen:
                     raise ArchiveError(f"{source}: entry {name!r} appears twice")
                 seen.add(clean)
-                src = tar.extractfile(member)
-                assert src is not None
                 if clean == "oci-layout":
+                    src = tar.extractfile(member)
+                    assert src is not None
                     if json.loads(src.read(4096) or b"{}").get("imageLayoutVersion") != "1.0.0":
                         raise ArchiveError(f"{source}: oci-layout is not version 1.0.0")
                     continue
                 if clean == "index.json":
+                    src = tar.extractfile(member)
+                    assert src is not None
                     index_json = src.read(MAX_JSON_BLOB + 1)
                     if len(index_json) > MAX_JSON_BLOB:
                         raise ArchiveError(f"{source}: index.json is larger than {MAX_JSON_BLOB} bytes")
@@ -191,19 +213,36 @@ def _load(store: Store, stream: IO[bytes], source: str, staging: Path, reporter:
                 if not match:
                     raise ArchiveError(f"{source}: unexpected entry {name!r}")
                 digest = "sha256:" + match.group(1)
-                staged[digest] = _stage_blob(src, staging, digest, member.size, advance)
+                path = staging / match.group(1)
+                if fd is not None and store.has_blob(digest):
+                    # the store's copy is verified already; reading the archive's would change nothing
+                    present[digest] = member.size
+                    advance(member.size)
+                elif fd is not None:
+                    staged[digest] = _stage_range(fd, member.offset_data, member.size, path, digest, advance)
+                else:
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    staged[digest] = _stage_stream(src, path, digest, member.size, advance)
     except (tarfile.TarError, EOFError, OSError) as err:
         raise ArchiveError(f"{source}: the archive is truncated or damaged: {err}") from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ArchiveError(f"{source}: oci-layout is not JSON") from err
     if index_json is None:
         raise ArchiveError(f"{source}: no index.json: not an OCI image layout")
-    return _commit(store, source, staging, staged, index_json)
+    return _commit(store, source, staging, staged, present, index_json)
 
 
-def _stage_blob(src: IO[bytes], staging: Path, digest: str, size: int, advance: Callable[[int], None]) -> int:
+def _check_staged(digest: str, got: int, size: int, hasher: Any) -> int:
+    if got != size:
+        raise DigestMismatchError(digest, f"archive entry is {got} bytes, its header says {size}")
+    if "sha256:" + hasher.hexdigest() != digest:
+        raise DigestMismatchError(digest, "archive blob does not match its digest")
+    return got
+
+
+def _stage_stream(src: IO[bytes], path: Path, digest: str, size: int, advance: Callable[[int], None]) -> int:
     hasher = hashlib.sha256()
-    path = staging / digest.split(":")[1]
     got = 0
     # hashing (which releases the GIL) runs beside the reads and writes, on the other core
     with open(path, "wb") as out, ThreadPoolExecutor(1) as hashing:
@@ -217,14 +256,54 @@ def _stage_blob(src: IO[bytes], staging: Path, digest: str, size: int, advance: 
             advance(len(chunk))
         if pending is not None:
             pending.result()
-    if got != size:
-        raise DigestMismatchError(digest, f"archive entry is {got} bytes, its header says {size}")
-    if "sha256:" + hasher.hexdigest() != digest:
-        raise DigestMismatchError(digest, "archive blob does not match its digest")
-    return got
+    return _check_staged(digest, got, size, hasher)
 
 
-def _commit(store: Store, source: str, staging: Path, staged: dict[str, int], index_json: bytes) -> LoadResult:
+def _stage_range(fd: int, offset: int, size: int, path: Path, digest: str, advance: Callable[[int], None]) -> int:
+    """Copy ``size`` bytes at ``offset`` of the archive into ``path`` in the kernel, hashing each
+    step as read back from the staged file (what gets verified is what will be stored) while
+    the kernel copies the next one."""
+    hasher = hashlib.sha256()
+    got = 0
+    with open(path, "w+b") as out, ThreadPoolExecutor(1) as hashing:
+        pending: Future[None] | None = None
+        while got < size:
+            n = _kernel_copy(fd, out.fileno(), offset + got, got, min(size - got, _RANGE_STEP))
+            if n == 0:
+                raise EOFError(f"blob {digest} ends after {got} of its {size} bytes")
+            if pending is not None:
+                pending.result()
+            pending = hashing.submit(_hash_back, hasher, out.fileno(), got, n)
+            got += n
+            advance(n)
+        if pending is not None:
+            pending.result()
+    return _check_staged(digest, got, size, hasher)
+
+
+def _kernel_copy(src: int, dst: int, src_offset: int, dst_offset: int, count: int) -> int:
+    try:
+        return os.copy_file_range(src, dst, count, src_offset, dst_offset)
+    except OSError as err:
+        if err.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+    os.lseek(dst, dst_offset, os.SEEK_SET)
+    return os.sendfile(dst, src, src_offset, count)
+
+
+def _hash_back(hasher: Any, fd: int, offset: int, count: int) -> None:
+    while count > 0:
+        data = os.pread(fd, min(count, CHUNK * 8), offset)
+        if not data:
+            raise OSError(errno.EIO, "staged blob is shorter than what was copied")
+        hasher.update(data)
+        offset += len(data)
+        count -= len(data)
+
+
+def _commit(
+    store: Store, source: str, staging: Path, staged: dict[str, int], present: dict[str, int], index_json: bytes
+) -> LoadResult:
     def blob(digest: str) -> bytes:
         path = staging / digest.split(":")[1]
         if digest in staged:
@@ -247,7 +326,7 @@ def _commit(store: Store, source: str, staging: Path, staged: dict[str, int], in
         if depth > MAX_INDEX_DEPTH:
             raise ArchiveError(f"{source}: indexes nest deeper than {MAX_INDEX_DEPTH} (a loop?)")
         referenced.add(desc.digest)
-        size = staged.get(desc.digest)
+        size = staged.get(desc.digest, present.get(desc.digest))
         if size is None and store.has_blob(desc.digest):
             size = store.blob_size(desc.digest)
         if size is None:
@@ -282,7 +361,7 @@ def _commit(store: Store, source: str, staging: Path, staged: dict[str, int], in
         loaded.setdefault(key, []).extend(check(desc, 0))
     if not loaded:
         raise ArchiveError(f"{source}: index.json names no image")
-    unreferenced = set(staged) - referenced
+    unreferenced = (set(staged) | set(present)) - referenced
     if unreferenced:
         raise ArchiveError(f"{source}: blob {sorted(unreferenced)[0]} is in the archive but no image uses it")
     # Everything holds: move the blobs in, then name the images (the only visible step).

@@ -128,7 +128,7 @@ INSECURE = click.option("--insecure", is_flag=True, help="Plain HTTP to this reg
 @click.option("--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def save(archive: str, names: tuple[str, ...], platform: str | None, output: str) -> None:
     """Save images as an OCI archive (every platform, or only --platform ones)."""
-    from sealer.commands import exchange as cmd
+    from sealer.commands import archive_io as cmd
 
     cmd.save(archive, list(names), platform, output)
 
@@ -138,7 +138,7 @@ def save(archive: str, names: tuple[str, ...], platform: str | None, output: str
 @OUTPUT
 def load(archive: str, output: str) -> None:
     """Load images from an OCI archive, verifying every blob first."""
-    from sealer.commands import exchange as cmd
+    from sealer.commands import archive_io as cmd
 
     cmd.load(archive, output)
 
@@ -150,7 +150,7 @@ def load(archive: str, output: str) -> None:
 @OUTPUT
 def push(name: str, platform: str | None, insecure: bool, output: str) -> None:
     """Push an image (every platform, or only --platform ones) to its registry."""
-    from sealer.commands import exchange as cmd
+    from sealer.commands import remote as cmd
 
     cmd.push(name, platform, insecure, output)
 
@@ -162,7 +162,7 @@ def push(name: str, platform: str | None, insecure: bool, output: str) -> None:
 @OUTPUT
 def pull(name: str, platform: str | None, insecure: bool, output: str) -> None:
     """Pull an image (every platform, or only --platform ones) from its registry."""
-    from sealer.commands import exchange as cmd
+    from sealer.commands import remote as cmd
 
     cmd.pull(name, platform, insecure, output)
 
@@ -175,7 +175,7 @@ def pull(name: str, platform: str | None, insecure: bool, output: str) -> None:
 @INSECURE
 def login(registry: str, username: str, password: str | None, password_stdin: bool, insecure: bool) -> None:
     """Check credentials against a registry and store them (Docker config.json, mode 0600)."""
-    from sealer.commands import exchange as cmd
+    from sealer.commands import remote as cmd
 
     cmd.login(registry, username, password, password_stdin, insecure)
 
@@ -184,7 +184,7 @@ def login(registry: str, username: str, password: str | None, password_stdin: bo
 @click.argument("registry")
 def logout(registry: str) -> None:
     """Forget a registry's credentials."""
-    from sealer.commands import exchange as cmd
+    from sealer.commands import remote as cmd
 
     cmd.logout(registry)
 
@@ -197,7 +197,7 @@ def logout(registry: str) -> None:
 @OUTPUT
 def merge(names: tuple[str, ...], tag: str, platform: str | None, insecure: bool, output: str) -> None:
     """Merge app images built on one base (default: this host's platform; --platform: each named)."""
-    from sealer.commands import exchange as cmd
+    from sealer.commands import merge as cmd
 
     cmd.merge(list(names), tag, platform, insecure, output)
 

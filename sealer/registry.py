@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
@@ -58,6 +58,7 @@ class RegistryClient:
         self.base = f"{'http' if plain else 'https'}://{registry}"
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "sealer"
+        self.session.max_redirects = 5
         if self.config.ca_file:
             self.session.verify = self.config.ca_file
         self.creds = load_credentials(registry)
@@ -120,6 +121,9 @@ class RegistryClient:
     ) -> requests.Response:
         """A request with auth (challenge answered once) and retries on temporary failures."""
         full = url if url.startswith("http") else self.base + url
+        if urlsplit(full).netloc != self.registry:
+            # credentials and uploads go to the registry named, never where its answers point
+            raise RegistryError(f"{self.registry}: refused to follow it to another host: {method} {full}")
         authed_once = False
         delay = 0.2
         for attempt in range(self.retries + 1):
@@ -136,15 +140,22 @@ class RegistryClient:
                 time.sleep(delay)
                 delay *= 2
                 continue
+            except requests.RequestException as err:
+                raise RegistryError(f"{self.registry}: {method} {url}: {err}") from err
+            self._refuse_downgrade(resp)
             if resp.status_code == 401 and not authed_once:
                 authed_once = True
                 self._authenticate(resp.headers.get("WWW-Authenticate", ""), scope)
                 if rewind is not None:
                     data = rewind()
-                resp = self.session.request(
-                    method, full, data=data, headers={**(headers or {}), **self._auth_header(scope)},
-                    stream=stream, timeout=(10, 300), allow_redirects=method in ("GET", "HEAD"),
-                )  # fmt: skip
+                try:
+                    resp = self.session.request(
+                        method, full, data=data, headers={**(headers or {}), **self._auth_header(scope)},
+                        stream=stream, timeout=(10, 300), allow_redirects=method in ("GET", "HEAD"),
+                    )  # fmt: skip
+                except requests.RequestException as err:
+                    raise RegistryError(f"{self.registry}: {method} {url}: {err}") from err
+                self._refuse_downgrade(resp)
             if resp.status_code in RETRY_STATUS and attempt < self.retries:
                 resp.close()
                 time.sleep(delay)
@@ -158,6 +169,11 @@ class RegistryClient:
                 raise RegistryError(f"{self.registry}: {method} {url}: {resp.status_code} {_error_text(resp)}")
             return resp
         raise RegistryError(f"{self.registry}: {method} {url}: gave up after {self.retries} retries")
+
+    def _refuse_downgrade(self, resp: requests.Response) -> None:
+        if self.base.startswith("https:") and any(urlsplit(r.url).scheme != "https" for r in [*resp.history, resp]):
+            resp.close()
+            raise RegistryError(f"{self.registry}: redirected from HTTPS to plain HTTP ({resp.url}); refused")
 
     # ---- the protocol ------------------------------------------------------------------
 
@@ -229,13 +245,22 @@ class RegistryClient:
 
     def fetch_blob(self, repo: str, digest: str, size: int, writer: BlobWriter, advance: Callable[[int], None]) -> None:
         """Download into ``writer`` and commit it only if digest and size hold."""
-        resp = self.request("GET", f"/v2/{repo}/blobs/{digest}", _pull(repo), (200,), stream=True)
-        with resp:
-            for chunk in resp.iter_content(CHUNK):
-                if writer.size + len(chunk) > size:
-                    raise DigestMismatchError(digest, f"{self.registry}/{repo} sent more than {size} bytes")
-                writer.write(chunk)
-                advance(len(chunk))
+        for attempt in range(self.retries + 1):
+            resp = self.request("GET", f"/v2/{repo}/blobs/{digest}", _pull(repo), (200,), stream=True)
+            try:
+                with resp:
+                    for chunk in resp.iter_content(CHUNK):
+                        if writer.size + len(chunk) > size:
+                            raise DigestMismatchError(digest, f"{self.registry}/{repo} sent more than {size} bytes")
+                        writer.write(chunk)
+                        advance(len(chunk))
+                break
+            except requests.RequestException as err:  # the stream broke off: fetch the blob again
+                if attempt == self.retries:
+                    raise RegistryError(f"{self.registry}/{repo}: download of {digest} broke off: {err}") from err
+                advance(-writer.size)
+                writer.restart()
+                time.sleep(0.2 * 2**attempt)
         writer.commit(digest, size)
 
 

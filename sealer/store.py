@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -95,21 +96,67 @@ class BlobWriter:
     file: IO[bytes]
     hasher: Any
     size: int = 0
+    staging: Staging | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         self.hasher.update(data)
         self.file.write(data)
         self.size += len(data)
 
+    def restart(self) -> None:
+        """Forget what was written (a download that broke off starts again)."""
+        self.file.seek(0)
+        self.file.truncate()
+        self.hasher = hashlib.sha256()
+        self.size = 0
+
     def commit(self, expected_digest: str | None = None, expected_size: int | None = None) -> str:
         self.file.close()
         digest = "sha256:" + str(self.hasher.hexdigest())
+        if expected_size is not None and self.size != expected_size:
+            raise DigestMismatchError(expected_digest or digest, f"size is {self.size}, expected {expected_size}")
         if expected_digest is not None and digest != expected_digest:
             raise DigestMismatchError(expected_digest, f"content hashes to {digest}")
-        if expected_size is not None and self.size != expected_size:
-            raise DigestMismatchError(digest, f"size is {self.size}, expected {expected_size}")
-        self.store.adopt(self.path, digest)
+        if self.staging is not None:
+            self.staging.hold(self.path, digest)
+        else:
+            self.store.adopt(self.path, digest)
         return digest
+
+
+class Staging:
+    """Verified blobs kept aside until :meth:`commit` moves them all in; a command that fails
+    before then leaves the store as it was (the caller's ``with`` discards them)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.held: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, path: Path, digest: str) -> None:
+        with self._lock:
+            if digest in self.held:
+                path.unlink()
+            else:
+                self.held[digest] = path
+
+    @contextlib.contextmanager
+    def new_blob(self) -> Iterator[BlobWriter]:
+        with self.store.new_blob() as writer:
+            writer.staging = self
+            yield writer
+
+    def commit(self) -> None:
+        with self._lock:
+            for digest, path in self.held.items():
+                self.store.adopt(path, digest)
+            self.held.clear()
+
+    def discard(self) -> None:
+        with self._lock:
+            for path in self.held.values():
+                path.unlink(missing_ok=True)
+            self.held.clear()
 
 
 class Store:
@@ -193,6 +240,14 @@ class Store:
         data = canonical_json(value)
         return self.put_bytes(data), len(data)
 
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Staging]:
+        staging = Staging(self)
+        try:
+            yield staging
+        finally:
+            staging.discard()
+
     def tmp_path(self, suffix: str = "") -> Path:
         return self.tmp / f"{os.getpid()}-{uuid.uuid4().hex}{suffix}"
 
@@ -205,8 +260,9 @@ class Store:
             yield writer
         finally:
             f.close()
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            if writer.staging is None or path not in writer.staging.held.values():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
     def adopt(self, tmp: Path, digest: str) -> None:
         """Move a verified temp file into blobs/ (a concurrent writer of the same digest wins too)."""

@@ -9,6 +9,7 @@ names the image only when every blob is in the store.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -85,7 +86,8 @@ def push(
             if source and source != repo and client.mount_blob(repo, digest, source):
                 advance(size)
                 return "mounted"
-            client.upload_blob(repo, digest, size, store.blob_path(digest), advance)
+            with reporter.task(f"  {_short(digest)}", size) as advance_blob:
+                client.upload_blob(repo, digest, size, store.blob_path(digest), _both(advance, advance_blob))
             return "uploaded"
 
         with ThreadPoolExecutor(PARALLEL) as pool:
@@ -114,13 +116,17 @@ def pull(
 ) -> PullResult:
     registry, repo = remote(ref, config)
     client = RegistryClient(registry, config)
-    with store.writing():
+    with store.writing(), store.staging() as staging:
         data, media_type, digest = client.get_manifest(repo, ref.digest or ref.tag or "latest")
+        # manifests stay in memory and blobs in staging until every blob is verified
+        documents: dict[str, bytes] = {}
         manifests: list[Descriptor]
         if media_type in INDEX_TYPES:
             doc = parse_json_blob(data, digest)
             manifests = [Descriptor.from_json(m, digest) for m in doc.get("manifests") or []]
             manifests = [m for m in manifests if m.platform is not None and m.media_type in MANIFEST_TYPES]
+            if not manifests:
+                raise SealerError(f"{registry}/{repo}:{ref.tag}: the index lists no platform image manifest")
             if platforms:
                 have = {m.platform: m for m in manifests}
                 missing = [str(p) for p in platforms if p not in have]
@@ -128,16 +134,15 @@ def pull(
                     raise PlatformNotFoundError(f"{registry}/{repo}:{ref.tag} has no platform {', '.join(missing)}")
                 manifests = [have[p] for p in platforms]
         elif media_type in MANIFEST_TYPES:
-            store.put_bytes(data)
+            documents[digest] = data
             manifests = [Descriptor(media_type, digest, len(data))]
         else:
             raise SealerError(f"{registry}/{repo}: unsupported manifest type {media_type!r}")
         blobs: dict[str, int] = {}
         for desc in manifests:
-            if desc.digest != digest:
-                mdata, _mt, _ = client.get_manifest(repo, desc.digest)
-                store.put_bytes(mdata)
-            doc = store.read_json(desc.digest)
+            if desc.digest not in documents:
+                documents[desc.digest] = client.get_manifest(repo, desc.digest)[0]
+            doc = parse_json_blob(documents[desc.digest], desc.digest)
             config_desc = Descriptor.from_json(doc.get("config"), desc.digest)
             blobs[config_desc.digest] = config_desc.size
             for layer in doc.get("layers") or []:
@@ -148,15 +153,30 @@ def pull(
         with reporter.task(f"pulling {registry}/{repo}:{ref.tag}", total) as advance:
 
             def fetch(item: tuple[str, int]) -> None:
-                with store.new_blob() as writer:
-                    client.fetch_blob(repo, item[0], item[1], writer, advance)
+                with staging.new_blob() as writer, reporter.task(f"  {_short(item[0])}", item[1]) as advance_blob:
+                    client.fetch_blob(repo, item[0], item[1], writer, _both(advance, advance_blob))
 
             with ThreadPoolExecutor(PARALLEL) as pool:
                 list(pool.map(fetch, sorted(missing_blobs.items(), key=lambda kv: -kv[1])))
+        staging.commit()
+        for data in documents.values():
+            store.put_bytes(data)
         images = [read_platform_image(store, m) for m in manifests]
         key = store_key(ref)
         store.update_names(lambda names: add_platforms(store, names, key, images))
     return PullResult(key, [i.platform for i in images], len(missing_blobs), len(blobs) - len(missing_blobs))
+
+
+def _short(digest: str) -> str:
+    return digest.rsplit(":", maxsplit=1)[-1][:12]
+
+
+def _both(a: Callable[[int], None], b: Callable[[int], None]) -> Callable[[int], None]:
+    def advance(n: int) -> None:
+        a(n)
+        b(n)
+
+    return advance
 
 
 def login(registry: str, username: str, password: str, config: RegistryConfig) -> None:

@@ -289,3 +289,29 @@ def test_merge_refusals(sealer: Sealer, prepared_examples: Path, tmp_path: Path)
     proc = sealer.run("merge", "app1:v1", "amd-only:v1", "-t", "x:1", "--platform", "linux/arm64", check=False)
     assert proc.returncode == 1 and "image amd-only:v1 has no platform linux/arm64/v8" in proc.stderr
     assert "x:1" not in {r["name"] for r in sealer.images()}
+
+
+def test_a_large_blob_is_uploaded_in_chunks(tmp_path: Path, sealer: Sealer, registry: Registry) -> None:
+    """Blobs above 64 MiB go up as PATCHes with Content-Range (seen through a recording proxy);
+    skopeo then copies the image, verifying every blob."""
+    from tests.faultproxy import FaultProxy
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "big.bin").write_bytes(os.urandom(70 << 20))
+    (ctx / "Kubefile").write_text("FROM scratch\nCOPY big.bin .\n")
+    proxy = FaultProxy(registry.address)
+    try:
+        name = f"{proxy.address}/chunked/big:v1"
+        sealer.run("build", "--platform", "linux/amd64", "-t", name, str(ctx))
+        sealer.run("push", name)
+        patches = [s for s in proxy.seen if s.method == "PATCH"]
+        assert len(patches) == 2
+        layer_size = max(b.stat().st_size for b in (sealer.root / "blobs" / "sha256").iterdir())
+        ranges = [p.headers["Content-Range"] for p in patches]
+        assert ranges == [f"0-{(64 << 20) - 1}", f"{64 << 20}-{layer_size - 1}"]
+    finally:
+        proxy.close()
+    sh("skopeo", "copy", "-q", "--all", "--src-tls-verify=false",
+       f"docker://{registry.address}/chunked/big:v1", f"dir:{tmp_path / 'copy'}")  # fmt: skip
+    assert max(p.stat().st_size for p in (tmp_path / "copy").iterdir()) > 70 << 20

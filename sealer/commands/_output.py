@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,35 +18,61 @@ def info(message: str) -> None:
 
 
 class RichReporter:
-    """Progress bars on stderr while work runs; silent when stderr is not a terminal."""
+    """Progress bars on stderr while work runs; silent when stderr is not a terminal.
+
+    A task opened while another runs (a blob inside a push, from any thread) becomes a row of
+    its own under it and disappears when done; the outermost task leaves one finished line.
+    """
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet or not sys.stderr.isatty()
+        self._lock = threading.Lock()
+        self._open = 0
+        self._progress: Any = None
+        self._console: Any = None
 
     @contextlib.contextmanager
     def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
         if self.quiet:
             yield lambda n: None
             return
+        with self._lock:
+            if self._progress is None:
+                self._progress = self._new_progress()
+                self._progress.start()
+            self._open += 1
+            outermost = self._open == 1
+            progress = self._progress
+            task_id = progress.add_task(description, total=total or None)
+        try:
+            yield lambda n: progress.advance(task_id, n)
+        finally:
+            with self._lock:
+                self._open -= 1
+                if self._open == 0:
+                    progress.stop()
+                    self._progress = None
+                else:
+                    progress.remove_task(task_id)
+        if outermost:
+            self._console.print(f"[green]✓[/] {description}")
+
+    def _new_progress(self) -> Any:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
             Progress,
-            ProgressColumn,
             SpinnerColumn,
             TextColumn,
             TransferSpeedColumn,
         )
 
-        console = Console(stderr=True, highlight=False)
-        columns: list[ProgressColumn] = [SpinnerColumn(), TextColumn("{task.description}")]
-        if total:
-            columns += [BarColumn(), DownloadColumn(), TransferSpeedColumn()]
-        with Progress(*columns, console=console, transient=True) as progress:
-            task_id = progress.add_task(description, total=total or None)
-            yield lambda n: progress.advance(task_id, n)
-        console.print(f"[green]✓[/] {description}")
+        self._console = Console(stderr=True, highlight=False)
+        return Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            console=self._console, transient=True,
+        )  # fmt: skip
 
     def note(self, message: str) -> None:
         if not self.quiet:

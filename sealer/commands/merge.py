@@ -1,0 +1,35 @@
+"""sealer merge: one image from several, per platform; inputs missing here are pulled."""
+
+from __future__ import annotations
+
+from sealer import transfer
+from sealer.commands._output import RichReporter, info, print_json
+from sealer.errors import ImageNotFoundError
+from sealer.image import get_image
+from sealer.merge import merge as merge_images
+from sealer.platform import Platform
+from sealer.reference import Reference
+from sealer.regconfig import registry_config
+from sealer.store import Store
+
+
+def merge(names: list[str], tag: str, platforms: str | None, insecure: bool, output: str) -> None:
+    store = Store.open()
+    plats = (Platform.parse_list(platforms) if platforms else None) or [Platform.host()]
+    config = registry_config(store)
+    images = []
+    for name in names:
+        ref = Reference.parse(name)
+        try:
+            images.append(get_image(store, ref))
+        except ImageNotFoundError:
+            if insecure:
+                config.insecure.add(transfer.remote(ref, config)[0])
+            transfer.pull(store, ref, plats, config, RichReporter(quiet=output == "json"))
+            images.append(get_image(store, ref))
+    results = merge_images(store, images, Reference.parse(tag), plats)
+    if output == "json":
+        print_json({"name": tag, "manifests": [{"id": r.id, "platform": r.platform.to_oci()} for r in results]})
+    else:
+        for r in results:
+            info(f"{tag} {r.platform}: {r.id[:12]}")

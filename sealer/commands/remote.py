@@ -1,0 +1,64 @@
+"""sealer push, pull, login and logout."""
+
+from __future__ import annotations
+
+import sys
+
+from sealer import transfer
+from sealer.commands._output import RichReporter, info, print_json
+from sealer.errors import UsageError
+from sealer.platform import Platform
+from sealer.reference import Reference
+from sealer.regconfig import RegistryConfig, registry_config
+from sealer.store import Store
+
+
+def _platforms(text: str | None) -> list[Platform] | None:
+    return Platform.parse_list(text) if text else None
+
+
+def _remote(name: str, insecure: bool) -> tuple[Store, Reference, RegistryConfig]:
+    store = Store.open()
+    ref = Reference.parse(name)
+    config = registry_config(store)
+    if insecure:
+        config.insecure.add(transfer.remote(ref, config)[0])
+    return store, ref, config
+
+
+def push(name: str, platforms: str | None, insecure: bool, output: str) -> None:
+    store, ref, config = _remote(name, insecure)
+    result = transfer.push(store, ref, _platforms(platforms), config, RichReporter(quiet=output == "json"))
+    if output == "json":
+        print_json(result.__dict__)
+    else:
+        info(f"pushed {result.target}: {result.uploaded} uploaded, {result.mounted} mounted, "
+             f"{result.skipped} already there")  # fmt: skip
+
+
+def pull(name: str, platforms: str | None, insecure: bool, output: str) -> None:
+    store, ref, config = _remote(name, insecure)
+    result = transfer.pull(store, ref, _platforms(platforms), config, RichReporter(quiet=output == "json"))
+    if output == "json":
+        print_json({"name": result.name, "platforms": [p.to_oci() for p in result.platforms],
+                    "downloaded": result.downloaded, "present": result.present})  # fmt: skip
+    else:
+        info(f"pulled {result.name} ({', '.join(map(str, result.platforms))}): "
+             f"{result.downloaded} blobs downloaded, {result.present} already here")  # fmt: skip
+
+
+def login(registry: str, username: str, password: str | None, password_stdin: bool, insecure: bool) -> None:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise UsageError("a password is needed: -p PASSWORD or --password-stdin")
+    store = Store.open()
+    config = registry_config(store)
+    if insecure:
+        config.insecure.add(registry)
+    transfer.login(registry, username, password, config)
+    info(f"login to {registry} succeeded")
+
+
+def logout(registry: str) -> None:
+    info(f"removed credentials for {registry}" if transfer.logout(registry) else f"not logged in to {registry}")
