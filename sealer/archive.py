@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sealer.errors import DigestMismatchError, PlatformNotFoundError, SealerError
+from sealer.faults import checkpoint
 from sealer.image import Image, PlatformImage, add_platforms, get_image, index_document, read_platform_image, store_key
 from sealer.oci import (
     ANNOTATION_REF_NAME,
@@ -251,6 +252,7 @@ def _stage_stream(src: IO[bytes], path: Path, digest: str, size: int, advance: C
             if pending is not None:
                 pending.result()
             pending = hashing.submit(hasher.update, chunk)
+            checkpoint()
             out.write(chunk)
             got += len(chunk)
             advance(len(chunk))
@@ -274,6 +276,7 @@ def _stage_range(fd: int, offset: int, size: int, path: Path, digest: str, advan
             if pending is not None:
                 pending.result()
             pending = hashing.submit(_hash_back, hasher, out.fileno(), got, n)
+            checkpoint()
             got += n
             advance(n)
         if pending is not None:

@@ -8,6 +8,7 @@ note's image YAML (layers with type and value, cmd.parent/current, ...).
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,7 +177,10 @@ class Image:
 
 
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    """Now, or $SOURCE_DATE_EPOCH when set (reproducible builds: the same inputs, the same ids)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    when = dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch.isdigit() else dt.datetime.now(dt.UTC)
+    return when.isoformat().replace("+00:00", "Z")
 
 
 def write_platform_image(store: Store, config: ImageConfig) -> PlatformImage:

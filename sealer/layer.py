@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sealer.errors import BuildError, DigestMismatchError
+from sealer.faults import checkpoint
 from sealer.store import CHUNK, Store
 
 WHITEOUT_PREFIX = ".wh."
@@ -210,6 +211,7 @@ def unpacked_layer(store: Store, digest: str) -> Path:
     try:
         if extract_layer(store.blob_path(digest), work, digest):
             (store.layers / (hexd + ".whiteouts")).touch()  # before the rename: never missing
+        checkpoint()
         try:
             os.rename(work, final)
         except OSError:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sealer.errors import DigestMismatchError, StoreBusyError, StoreError
+from sealer.faults import checkpoint
 from sealer.oci import (
     ANNOTATION_REF_NAME,
     INDEX_TYPES,
@@ -66,7 +67,9 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, tmp_dir: Path | Non
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        checkpoint()
         os.replace(tmp, path)
+        checkpoint()
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -99,6 +102,7 @@ class BlobWriter:
     staging: Staging | None = None
 
     def write(self, data: bytes | memoryview) -> None:
+        checkpoint()
         self.hasher.update(data)
         self.file.write(data)
         self.size += len(data)
@@ -117,6 +121,7 @@ class BlobWriter:
             raise DigestMismatchError(expected_digest or digest, f"size is {self.size}, expected {expected_size}")
         if expected_digest is not None and digest != expected_digest:
             raise DigestMismatchError(expected_digest, f"content hashes to {digest}")
+        checkpoint()
         if self.staging is not None:
             self.staging.hold(self.path, digest)
         else:
@@ -271,7 +276,9 @@ class Store:
             tmp.unlink()
             return
         os.chmod(tmp, 0o644)
+        checkpoint()
         os.replace(tmp, final)
+        checkpoint()
 
     # ---- names (index.json) ------------------------------------------------------------
 
@@ -344,11 +351,19 @@ class Store:
             for path in self.blobs.iterdir():
                 digest = "sha256:" + path.name
                 if digest not in keep:
+                    checkpoint()
                     path.unlink()
                     removed.append(digest)
             for path in self.layers.iterdir():
                 if "sha256:" + path.name.split(".")[0] not in keep:
-                    shutil.rmtree(path, ignore_errors=True)
+                    checkpoint()
+                    if path.is_dir():
+                        # moved out first: a layer tree is either whole in layers/ or gone from it
+                        doomed = self.tmp_path(".gone")
+                        os.rename(path, doomed)
+                        shutil.rmtree(doomed, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
             # Under the exclusive gc lock no writer is running: every temp file is a leftover.
             for path in self.tmp.iterdir():
                 if path.is_dir() and not path.is_symlink():

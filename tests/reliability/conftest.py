@@ -15,6 +15,7 @@ SMALL = "small/app:v1"
 
 _tried: Counter[str] = Counter()
 _held: Counter[str] = Counter()
+FIGURES: list[str] = []  # extra lines a suite reports (kill points, states seen...)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -31,6 +32,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("reliability figures (cases tried / held)")
     for suite in sorted(_tried):
         terminalreporter.write_line(f"{suite:28} {_tried[suite]:4} tried {_held[suite]:4} held")
+    for line in FIGURES:
+        terminalreporter.write_line(line)
 
 
 def make_small_context(root: Path) -> Path:
