@@ -225,7 +225,11 @@ def _load(store: Store, stream: IO[bytes], source: str, staging: Path, reporter:
                     src = tar.extractfile(member)
                     assert src is not None
                     staged[digest] = _stage_stream(src, path, digest, member.size, advance)
-    except (tarfile.TarError, EOFError, OSError) as err:
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # the store's disk, not the archive: said as such by the command line
+        raise ArchiveError(f"{source}: the archive is truncated or damaged: {err}") from err
+    except (tarfile.TarError, EOFError) as err:
         raise ArchiveError(f"{source}: the archive is truncated or damaged: {err}") from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ArchiveError(f"{source}: oci-layout is not JSON") from err
