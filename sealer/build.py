@@ -110,7 +110,9 @@ class Builder:
         self._missing: list[str] = []  # images no platform could cache, reported together
 
     def build(self, opts: BuildOptions) -> BuildResult:
-        kubefile = parse_file(str(opts.kubefile), opts.kubefile.name)
+        # errors name the file as the user named it (-f), or just Kubefile in the context
+        shown = opts.kubefile.name if opts.kubefile == opts.context / "Kubefile" else str(opts.kubefile)
+        kubefile = parse_file(str(opts.kubefile), shown)
         if not opts.context.is_dir():
             raise UsageError(f"build context {opts.context} is not a directory")
         if not opts.platforms:
@@ -123,6 +125,7 @@ class Builder:
         name = store_key(opts.tag)
         result = BuildResult(name, [])
         with self.store.writing():
+            self._check_inputs(kubefile, opts, args)
             previous = self._previous(name)
             for platform in opts.platforms:
                 result.images.append(self._build_platform(kubefile, opts, platform, args, previous, result))
@@ -215,12 +218,7 @@ class Builder:
         where: tuple[str, int],
         result: BuildResult,
     ) -> Layer:
-        sources = [expand(s, variables, *where) for s in instr.sources]
-        dest = normalize_dest(expand(instr.dest, variables, *where), where)
-        walk_key = (os.path.realpath(opts.context), dest, *sources)
-        if walk_key not in self._walked:
-            entries = finalize(copy_entries(opts.context, sources, dest, str(platform), where))
-            self._walked[walk_key] = (entries, fingerprint(entries))
+        walk_key = self._walk_copy(opts, instr, platform, variables, where)
         entries, stat_print = self._walked[walk_key]
         self._remember_for_scan(entries)
         # A COPY layer's bytes do not depend on the layers below it, so platforms share it.
@@ -236,6 +234,32 @@ class Builder:
         self.cache.put(key, digest, size)
         result.layers_written += 1
         return Layer(digest, size, "COPY", instr.value)
+
+    def _walk_copy(
+        self,
+        opts: BuildOptions,
+        instr: CopyInstr,
+        platform: Platform,
+        variables: dict[str, str],
+        where: tuple[str, int],
+    ) -> tuple[str, ...]:
+        sources = [expand(s, variables, *where) for s in instr.sources]
+        dest = normalize_dest(expand(instr.dest, variables, *where), where)
+        walk_key = (os.path.realpath(opts.context), dest, *sources)
+        if walk_key not in self._walked:
+            entries = finalize(copy_entries(opts.context, sources, dest, str(platform), where))
+            self._walked[walk_key] = (entries, fingerprint(entries))
+        return walk_key
+
+    def _check_inputs(self, kubefile: Kubefile, opts: BuildOptions, args: Mapping[str, str | None]) -> None:
+        """Every platform's base and COPY sources, before any layer is written: a Kubefile that
+        cannot build for one platform leaves nothing behind for the others."""
+        for platform in opts.platforms:
+            variables = build_variables(platform, args)
+            self._base_config(kubefile, platform, variables)
+            for instr in kubefile.instructions:
+                if isinstance(instr, CopyInstr):
+                    self._walk_copy(opts, instr, platform, variables, (kubefile.path, instr.line))
 
     def _run(
         self,

@@ -146,7 +146,7 @@ def _logical_lines(text: str, path: str) -> Iterator[tuple[int, str]]:
             start = number
         if stripped.endswith("\\"):
             parts.append(stripped[:-1].strip())
-            if sum(len(p) for p in parts) > MAX_LINE:
+            if sum(len(p) + 1 for p in parts) > MAX_LINE:  # as joined, with a space between parts
                 raise KubefileError(path, start, f"instruction is longer than {MAX_LINE} characters")
             continue
         parts.append(stripped)
