@@ -8,9 +8,11 @@ inventory (0600), the known host keys, and one ansible-runner directory per run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from sealer.ansible import PlaybookResult, run_playbook
 from sealer.clusterfile import Cluster, Host, check_hosts, parse_clusterfile, to_clusterfile
 from sealer.clusterprep import prepare
 from sealer.errors import HostError, SealerError
-from sealer.hosts import HostFacts, HostsError, KnownHosts, detect
+from sealer.hosts import HostFacts, HostsError, KnownHosts, authorize_key, detect, on_every_host
 from sealer.image import Image, get_image
 from sealer.inventory import build_inventory, dump_inventory, platform_groups
 from sealer.mount import mounted_rootfs, unmount_all
@@ -76,8 +78,10 @@ def run_cluster(store: Store, cluster: Cluster, reporter: Reporter, strict_host_
         for address, fact in facts.items():
             reporter.note(f"{address}: {fact.platform} ({fact.hostname})")
         image_ids = check_platforms(image, facts)
-        if any(h.ssh.pk is None for h in cluster.hosts):
-            raise SealerError("sealer run delivers with SSH keys only for now: pass --pk KEY (or spec.ssh.pk)")
+        with_password = [h for h in cluster.hosts if h.ssh.pk is None]
+        if with_password:
+            with reporter.task(f"installing the cluster's SSH key on {len(with_password)} hosts"):
+                use_cluster_key(cluster, with_password, known, cdir)
         inventory = build_inventory(cluster, facts, cdir, image_ids)
         with reporter.task("merging the registries and preparing the cluster's files"):
             inventory["all"]["vars"].update(prepare(store, image, cluster, facts, cdir))
@@ -97,6 +101,29 @@ def run_cluster(store: Store, cluster: Cluster, reporter: Reporter, strict_host_
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
         return RunResult(cluster, cdir, facts, result, image_ids)
+
+
+def use_cluster_key(cluster: Cluster, hosts: list[Host], known: KnownHosts, cdir: Path) -> None:
+    """Hosts reached with a password get the cluster's own key (made once, kept 0600 with the
+    cluster's state): Ansible, later runs, join and delete then log in with it, and the
+    password is used only here, in this process, never written anywhere."""
+    key = cdir / "ssh" / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(mode=0o700, exist_ok=True)
+        tmp = key.with_name(f".{key.name}.{os.getpid()}")
+        for leftover in (tmp, tmp.with_name(tmp.name + ".pub")):
+            leftover.unlink(missing_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"sealer-{cluster.name}", "-f", str(tmp)],
+                       check=True, capture_output=True)  # fmt: skip
+        os.replace(tmp.with_name(tmp.name + ".pub"), key.with_name(key.name + ".pub"))
+        os.replace(tmp, key)
+    public = key.with_name(key.name + ".pub").read_text()
+    on_every_host(hosts, lambda host: authorize_key(host, known, public))
+    moved = {h.address for h in hosts}
+    cluster.hosts = [
+        dataclasses.replace(h, ssh=dataclasses.replace(h.ssh, pk=str(key), password=None)) if h.address in moved else h
+        for h in cluster.hosts
+    ]
 
 
 # ---- join, delete, ps ------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,20 +159,45 @@ def parse_detection(address: str, code: int, out: str, err: str) -> HostFacts:
     return HostFacts(address, platform, lines[1].strip())
 
 
-def detect(hosts: list[Host], known: KnownHosts) -> dict[str, HostFacts]:
-    """Every host's platform, in parallel; any failure raises HostsError naming each host."""
-    results: dict[str, HostFacts] = {}
+def authorize_key(host: Host, known: KnownHosts, public_key: str) -> None:
+    """Add ``public_key`` to the login user's authorized_keys (once), logging in as ``host`` says."""
+    transport = connect(host, known)
+    try:
+        line = public_key.strip().replace("'", "")
+        code, _, err = run(
+            transport,
+            "umask 077 && mkdir -p ~/.ssh && touch ~/.ssh/authorized_keys && "
+            f"(grep -qxF '{line}' ~/.ssh/authorized_keys || echo '{line}' >> ~/.ssh/authorized_keys)",
+        )
+    finally:
+        transport.close()
+    if code != 0:
+        raise HostError(host.address, f"cannot install the cluster's SSH key: {err.strip() or f'exit {code}'}")
+
+
+def on_every_host(hosts: list[Host], action: Callable[[Host], None]) -> None:
+    """``action`` on every host in parallel; every failure is reported, each naming its host."""
     errors: list[HostError] = []
-    with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
-        futures = {pool.submit(detect_one, h, known): h for h in hosts}
+    with ThreadPoolExecutor(max_workers=min(32, max(len(hosts), 1))) as pool:
+        futures = {pool.submit(action, h): h for h in hosts}
         for future, host in futures.items():
             try:
-                results[host.address] = future.result()
+                future.result()
             except HostError as err:
                 errors.append(err)
             except Exception as err:  # one host's surprise must not hide the others' results
                 errors.append(HostError(host.address, f"{type(err).__name__}: {err}"))
     if errors:
         raise HostsError(sorted(errors, key=lambda e: e.host))
+
+
+def detect(hosts: list[Host], known: KnownHosts) -> dict[str, HostFacts]:
+    """Every host's platform, in parallel; any failure raises HostsError naming each host."""
+    results: dict[str, HostFacts] = {}
+
+    def one(host: Host) -> None:
+        results[host.address] = detect_one(host, known)
+
+    on_every_host(hosts, one)
     known.save()
     return results

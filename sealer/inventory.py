@@ -41,6 +41,9 @@ def build_inventory(
         ),
         "ansible_python_interpreter": "auto_silent",
     }
+    cluster_key = cluster_dir / "ssh" / "id_ed25519.pub"
+    if any(h.ssh.pk == str(cluster_key.with_suffix("")) for h in cluster.hosts):
+        all_vars["sealer_cluster_public_key"] = cluster_key.read_text().strip()
     hosts: dict[str, Any] = {}
     for host in cluster.hosts:
         fact = facts[host.address]

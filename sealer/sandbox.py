@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -73,6 +74,11 @@ class Sandbox:
     gateway: str
     key: str
     hosts: list[SandboxHost]
+
+    @property
+    def password_file(self) -> str:
+        """root's password on every host of the sandbox (0600), for trying password logins."""
+        return str(Path(self.key).parent / "root-password")
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -242,6 +248,7 @@ def _make(box: Sandbox, log: Log) -> None:
     _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"sealer-sandbox-{box.name}", "-f", box.key)
     shutil.copy(box.key + ".pub", box_dir / "authorized_keys")
     os.chmod(box_dir / "authorized_keys", 0o600)
+    _write_shadow(box, box_dir)
     (box_dir / "cpuinfo-arm64").write_text(ARM64_CPUINFO)
     _run("ip", "link", "add", box.bridge, "type", "bridge")
     _run("ip", "addr", "add", f"{box.gateway}/24", "dev", box.bridge)
@@ -277,6 +284,19 @@ def _make_host(box: Sandbox, host: SandboxHost, box_dir: Path) -> None:
     _start_sshd(box, host, hdir, box_dir)
 
 
+def _write_shadow(box: Sandbox, box_dir: Path) -> None:
+    """A copy of this machine's shadow file whose root has the sandbox's own password. Each host's
+    sshd sees it in place of /etc/shadow (in a mount namespace of its own), so a password login
+    works on sandbox hosts and never touches the machine's accounts."""
+    password = secrets.token_urlsafe(18)
+    atomic_write(Path(box.password_file), (password + "\n").encode(), mode=0o600)
+    # the password goes to openssl on stdin: never in a process listing
+    hashed = _run("openssl", "passwd", "-6", "-stdin", input=password + "\n").stdout.strip()
+    lines = Path("/etc/shadow").read_text().splitlines()
+    shadow = [f"root:{hashed}:19000:0:99999:7:::" if ln.startswith("root:") else ln for ln in lines]
+    atomic_write(box_dir / "shadow", ("\n".join(shadow) + "\n").encode(), mode=0o600)
+
+
 def _make_dev(dev: Path) -> None:
     _run("mount", "-t", "tmpfs", "-o", "mode=755,size=1m", "tmpfs", str(dev))
     for name, major, minor in (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
@@ -299,9 +319,10 @@ def _start_sshd(box: Sandbox, host: SandboxHost, hdir: Path, box_dir: Path) -> N
         f"ListenAddress {host.address}:22\n"
         f"HostKey {key}\n"
         f"PidFile {hdir / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {box_dir / 'authorized_keys'}\n"
-        "PermitRootLogin prohibit-password\n"
-        "PasswordAuthentication no\n"
+        # the sandbox's key, and the keys in the host's own /root/.ssh, as a real host would
+        f"AuthorizedKeysFile {box_dir / 'authorized_keys'} {hdir / 'root' / 'root' / '.ssh' / 'authorized_keys'}\n"
+        "PermitRootLogin yes\n"
+        "PasswordAuthentication yes\n"
         "KbdInteractiveAuthentication no\n"
         "UsePAM no\n"
         "StrictModes no\n"
@@ -314,9 +335,11 @@ def _start_sshd(box: Sandbox, host: SandboxHost, hdir: Path, box_dir: Path) -> N
     )
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
     _run("/usr/sbin/sshd", "-t", "-f", str(config))
-    # its own UTS namespace, so the host has its own hostname; sshd daemonizes and outlives us
-    _run("ip", "netns", "exec", host.netns, "unshare", "--uts", "sh", "-c",
-         f"hostname {host.name} && exec /usr/sbin/sshd -f {config} -E {hdir / 'sshd.log'}")  # fmt: skip
+    # its own UTS namespace (the host's hostname) and mount namespace (the sandbox's shadow file);
+    # sshd daemonizes and outlives us
+    _run("ip", "netns", "exec", host.netns, "unshare", "--uts", "--mount", "sh", "-c",
+         f"mount --bind {box_dir / 'shadow'} /etc/shadow && hostname {host.name}"
+         f" && exec /usr/sbin/sshd -f {config} -E {hdir / 'sshd.log'}")  # fmt: skip
     for _ in range(50):
         if (hdir / "sshd.pid").exists():
             return

@@ -21,6 +21,9 @@ def load_cluster(
     port: int,
     name: str | None,
 ) -> Cluster:
+    # read once, then gone from the environment: no child (Ansible, ssh, rsync) inherits it and
+    # ansible-runner's artifacts, which record the environment, never see it
+    os.environ.pop("SEALER_SSH_PASSWORD", None)
     ssh = SSHConfig(user=user, port=port, password=password, pk=os.path.abspath(pk) if pk else None)
     if clusterfile:
         if masters or nodes:

@@ -19,11 +19,18 @@ def down(name: str) -> None:
 def ls(output: str, only: str | None = None) -> None:
     boxes = [b for b in sandbox.list_sandboxes() if only is None or b.name == only]
     rows = [
-        {"sandbox": b.name, "name": h.name, "address": h.address, "platform": h.platform, "key": b.key}
+        {
+            "sandbox": b.name,
+            "name": h.name,
+            "address": h.address,
+            "platform": h.platform,
+            "key": b.key,
+            "passwordFile": b.password_file,
+        }
         for b in boxes
         for h in b.hosts
     ]
     if output == "json":
         print_json(rows)
         return
-    table(["SANDBOX", "HOST", "ADDRESS", "PLATFORM", "KEY"], [list(r.values()) for r in rows])
+    table(["SANDBOX", "HOST", "ADDRESS", "PLATFORM", "KEY", "PASSWORD FILE"], [list(r.values()) for r in rows])

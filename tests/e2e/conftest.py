@@ -45,6 +45,7 @@ class SandboxHost:
 class Sandbox:
     name: str
     hosts: list[SandboxHost]
+    password_file: str = ""
 
     @property
     def key(self) -> str:
@@ -64,8 +65,9 @@ def sandbox() -> Iterator[Sandbox]:
         pytest.fail(f"sandbox up failed: {proc.stderr}")
     try:
         rows = json.loads(sandbox_cli("ls", "--output", "json").stdout)
-        hosts = [SandboxHost(r["name"], r["address"], r["platform"], r["key"]) for r in rows if r["sandbox"] == name]
-        yield Sandbox(name, hosts)
+        mine = [r for r in rows if r["sandbox"] == name]
+        hosts = [SandboxHost(r["name"], r["address"], r["platform"], r["key"]) for r in mine]
+        yield Sandbox(name, hosts, mine[0]["passwordFile"])
     finally:
         down = sandbox_cli("down", name)
         assert down.returncode == 0, down.stderr
