@@ -318,6 +318,16 @@ def sandbox_down(name: str) -> None:
     cmd.down(name)
 
 
+@sandbox.command("reboot")
+@click.argument("name")
+@click.argument("host")
+def sandbox_reboot(name: str, host: str) -> None:
+    """Restart one host (by name or address): processes stop, /run and /tmp empty, the disk stays."""
+    from sealer.commands import sandbox as cmd
+
+    cmd.reboot(name, host)
+
+
 @sandbox.command("ls")
 @OUTPUT
 def sandbox_ls(output: str) -> None:

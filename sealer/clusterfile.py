@@ -55,6 +55,7 @@ class Cluster:
     registry: str | None = None
     registry_username: str | None = None
     registry_password: str | None = field(default=None, repr=False)
+    registry_tls: bool = False  # serve the registry over TLS with a certificate of the cluster's own CA
     kubeadm_docs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -233,7 +234,7 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
         if not eq or not key:
             raise ClusterfileError(f"{display}: spec.env entry {item!r} is not key=value")
         env[key] = value
-    registry, reg_user, reg_password = _registry_spec(spec.get("registry"), display)
+    registry, reg_user, reg_password, reg_tls = _registry_spec(spec.get("registry"), display)
     if registry is not None and registry not in {h.address for h in hosts}:
         raise ClusterfileError(f"{display}: spec.registry {registry} is not one of the cluster's hosts")
     return Cluster(
@@ -246,17 +247,19 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
         registry=registry,
         registry_username=reg_user,
         registry_password=reg_password,
+        registry_tls=reg_tls,
         kubeadm_docs=kubeadm_docs,
     )
 
 
-def _registry_spec(value: Any, display: str) -> tuple[str | None, str | None, str | None]:
-    """``spec.registry``: a host address, or ``{host, username, password}`` for htpasswd auth."""
+def _registry_spec(value: Any, display: str) -> tuple[str | None, str | None, str | None, bool]:
+    """``spec.registry``: a host address, or ``{host, username, password, tls}``: htpasswd
+    authentication, and TLS with a certificate from the cluster's own CA."""
     if value is None:
-        return None, None, None
+        return None, None, None, False
     if not isinstance(value, dict):
-        return parse_address(str(value), display), None, None
-    unknown = set(value) - {"host", "username", "password"}
+        return parse_address(str(value), display), None, None, False
+    unknown = set(value) - {"host", "username", "password", "tls"}
     if unknown:
         raise ClusterfileError(f"{display}: unknown field 'spec.registry.{sorted(unknown)[0]}'")
     host = parse_address(str(value["host"]), display) if value.get("host") else None
@@ -264,7 +267,10 @@ def _registry_spec(value: Any, display: str) -> tuple[str | None, str | None, st
     password = str(value["password"]) if value.get("password") is not None else None
     if password is not None and not user:
         raise ClusterfileError(f"{display}: spec.registry.password needs spec.registry.username")
-    return host, user, password
+    tls = value.get("tls", False)
+    if not isinstance(tls, bool):
+        raise ClusterfileError(f"{display}: spec.registry.tls is true or false, not {tls!r}")
+    return host, user, password, tls
 
 
 def _kind(node: yaml.Node) -> str | None:
@@ -291,13 +297,15 @@ def to_clusterfile(cluster: Cluster) -> str:
         spec["env"] = [f"{k}={v}" for k, v in cluster.env.items()]
     if cluster.cmd:
         spec["cmd"] = list(cluster.cmd)
-    if cluster.registry or cluster.registry_username:
+    if cluster.registry or cluster.registry_username or cluster.registry_tls:
         # the password is never written back: its bcrypt hash stays in the cluster's htpasswd
-        registry: dict[str, str] = {}
+        registry: dict[str, str | bool] = {}
         if cluster.registry:
             registry["host"] = cluster.registry
         if cluster.registry_username:
             registry["username"] = cluster.registry_username
+        if cluster.registry_tls:
+            registry["tls"] = True
         spec["registry"] = registry
     doc = {"apiVersion": API_VERSION, "kind": "Cluster", "metadata": {"name": cluster.name}, "spec": spec}
     return yaml.safe_dump_all([doc, *cluster.kubeadm_docs], sort_keys=False)

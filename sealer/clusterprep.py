@@ -19,6 +19,7 @@ from sealer.errors import SealerError
 from sealer.hosts import HostFacts
 from sealer.image import Image, PlatformImage
 from sealer.layer import unpacked_layer
+from sealer.registrytls import ensure_registry_tls
 from sealer.regtree import RegistryTree, merge_trees
 from sealer.store import Store, atomic_write
 
@@ -70,6 +71,12 @@ def merge_kubeadm(base_text: str, docs: list[dict[str, Any]]) -> str:
 
 
 def write_htpasswd(path: Path, username: str, password: str) -> None:
+    """Kept as it is when it already holds this user and password: a new salt would be a change
+    the hosts see (the registry restarted for nothing)."""
+    if path.exists():
+        user, _, old = path.read_text().strip().partition(":")
+        if user == username and old and bcrypt.checkpw(password.encode(), old.encode()):
+            return
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
     atomic_write(path, f"{username}:{hashed}\n".encode(), mode=0o600)
 
@@ -108,10 +115,20 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
         write_htpasswd(htpasswd, cluster.registry_username, cluster.registry_password)
     elif not cluster.registry_username and htpasswd.exists():
         os.unlink(htpasswd)
+    domain = str(settings.get("domain") or DEFAULT_DOMAIN)
+    tls_vars = {"sealer_registry_ca": "", "sealer_registry_tls_cert": "", "sealer_registry_tls_key": ""}
+    if cluster.registry_tls or settings.get("tls") is True:
+        tls = ensure_registry_tls(cdir / "tls", cluster.name, domain, cluster.registry_host)
+        tls_vars = {
+            "sealer_registry_ca": str(tls.ca_cert),
+            "sealer_registry_tls_cert": str(tls.cert),
+            "sealer_registry_tls_key": str(tls.key),
+        }
     commands = cluster.cmd or [*master0.config.cmd_parent, *master0.config.cmd_current]
     version = hashlib.sha256("\n".join([master0.id, *commands]).encode()).hexdigest()[:16]
     return {
-        "sealer_registry_domain": str(settings.get("domain") or DEFAULT_DOMAIN),
+        "sealer_registry_domain": domain,
+        **tls_vars,
         "sealer_registry_port": int(settings.get("port") or DEFAULT_PORT),
         "sealer_registry_source": str(tree),
         "sealer_registry_htpasswd": str(htpasswd) if htpasswd.exists() else "",

@@ -119,6 +119,8 @@ def use_cluster_key(cluster: Cluster, hosts: list[Host], known: KnownHosts, cdir
         os.replace(tmp, key)
     public = key.with_name(key.name + ".pub").read_text()
     on_every_host(hosts, lambda host: authorize_key(host, known, public))
+    if cluster.ssh.pk is None:  # what the saved Clusterfile says: later joins and deletes use the key
+        cluster.ssh = dataclasses.replace(cluster.ssh, pk=str(key), password=None)
     moved = {h.address for h in hosts}
     cluster.hosts = [
         dataclasses.replace(h, ssh=dataclasses.replace(h.ssh, pk=str(key), password=None)) if h.address in moved else h

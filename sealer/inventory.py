@@ -36,8 +36,10 @@ def build_inventory(
         "sealer_image": str(cluster.image),
         "sealer_data_dir": f"{REMOTE_DATA_DIR}/{cluster.name}",
         "sealer_registry_host": cluster.registry_host,
+        # a host that stops answering (link cut, host down) fails its task in ~30 s instead of hanging
         "ansible_ssh_common_args": (
             f"-o UserKnownHostsFile={cluster_dir / 'known_hosts'} -o StrictHostKeyChecking=yes"
+            " -o ConnectTimeout=15 -o ServerAliveInterval=5 -o ServerAliveCountMax=6"
         ),
         "ansible_python_interpreter": "auto_silent",
     }

@@ -272,9 +272,16 @@ def _make_host(box: Sandbox, host: SandboxHost, box_dir: Path) -> None:
     if host.arch == "arm64":
         _run("mount", "--bind", str(box_dir / "cpuinfo-arm64"), str(rootfs / "proc" / "cpuinfo"))
     _make_dev(rootfs / "dev")
+    _start_host(box, host, hdir, box_dir)
+
+
+def _start_host(box: Sandbox, host: SandboxHost, hdir: Path, box_dir: Path) -> None:
+    """What a host's boot brings up: its network and its sshd."""
     # the network: a namespace, a veth into it, the other end on the bridge
     _run("ip", "netns", "add", host.netns)
-    _run("ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns)
+    # a MAC of its own derived from its address: after a reboot, neighbours still know the host
+    mac = "02:5e:" + ":".join(f"{int(octet):02x}" for octet in host.address.split("."))
+    _run("ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "address", mac, "netns", host.netns)
     _run("ip", "link", "set", host.veth, "master", box.bridge)
     _run("ip", "link", "set", host.veth, "up")
     _run("ip", "-n", host.netns, "addr", "add", f"{host.address}/24", "dev", "eth0")
@@ -282,6 +289,42 @@ def _make_host(box: Sandbox, host: SandboxHost, box_dir: Path) -> None:
     _run("ip", "-n", host.netns, "link", "set", "lo", "up")
     _run("ip", "-n", host.netns, "route", "add", "default", "via", box.gateway)
     _start_sshd(box, host, hdir, box_dir)
+
+
+def _stop_host(host: SandboxHost) -> None:
+    """Every process of the host killed, its network gone: the host is off."""
+    pids = _run("ip", "netns", "pids", host.netns, check=False).stdout.split()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+    for _ in range(50):
+        if not _run("ip", "netns", "pids", host.netns, check=False).stdout.split():
+            break
+        time.sleep(0.1)
+    _run("ip", "link", "del", host.veth, check=False)
+    _run("ip", "netns", "del", host.netns, check=False)
+
+
+def reboot(name: str, host_name: str) -> SandboxHost:
+    """As if the host restarted: every process stops, the network namespace is made anew, /run and
+    /tmp start empty; the root filesystem (its disk) keeps everything else."""
+    _require_root()
+    with _locked(sandbox_root()):
+        box = load(name)
+        host = next((h for h in box.hosts if host_name in (h.name, h.address)), None)
+        if host is None:
+            raise SandboxError(f"sandbox {name} has no host {host_name}")
+        _stop_host(host)
+        hdir = _host_dir(box.name, host.name)
+        for volatile in ("run", "tmp"):
+            for entry in (hdir / "root" / volatile).iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        (hdir / "sshd.pid").unlink(missing_ok=True)
+        _start_host(box, host, hdir, sandbox_root() / "sandboxes" / box.name)
+        return host
 
 
 def _write_shadow(box: Sandbox, box_dir: Path) -> None:
@@ -313,7 +356,8 @@ def _make_dev(dev: Path) -> None:
 
 def _start_sshd(box: Sandbox, host: SandboxHost, hdir: Path, box_dir: Path) -> None:
     key = hdir / "ssh_host_ed25519_key"
-    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key))
+    if not key.exists():  # a reboot keeps the host's key, as a real host's disk does
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key))
     config = hdir / "sshd_config"
     config.write_text(
         f"ListenAddress {host.address}:22\n"
@@ -357,16 +401,7 @@ def down(name: str) -> None:
 def _teardown(box: Sandbox) -> None:
     """Remove processes, mounts, links, namespaces and files; tolerate any of them being gone."""
     for host in box.hosts:
-        pids = _run("ip", "netns", "pids", host.netns, check=False).stdout.split()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
-        for _ in range(50):
-            if not _run("ip", "netns", "pids", host.netns, check=False).stdout.split():
-                break
-            time.sleep(0.1)
-        _run("ip", "link", "del", host.veth, check=False)
-        _run("ip", "netns", "del", host.netns, check=False)
+        _stop_host(host)
     _run("ip", "link", "del", box.bridge, check=False)
     box_dir = sandbox_root() / "sandboxes" / box.name
     unmount_all(box_dir)

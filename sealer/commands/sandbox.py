@@ -11,6 +11,11 @@ def up(name: str, hosts: str) -> None:
     ls("text", only=name)
 
 
+def reboot(name: str, host: str) -> None:
+    rebooted = sandbox.reboot(name, host)
+    info(f"{rebooted.name} ({rebooted.address}) restarted")
+
+
 def down(name: str) -> None:
     sandbox.down(name)
     info(f"sandbox {name} removed")
@@ -26,6 +31,8 @@ def ls(output: str, only: str | None = None) -> None:
             "platform": h.platform,
             "key": b.key,
             "passwordFile": b.password_file,
+            "netns": h.netns,
+            "link": h.veth,
         }
         for b in boxes
         for h in b.hosts
@@ -33,4 +40,4 @@ def ls(output: str, only: str | None = None) -> None:
     if output == "json":
         print_json(rows)
         return
-    table(["SANDBOX", "HOST", "ADDRESS", "PLATFORM", "KEY", "PASSWORD FILE"], [list(r.values()) for r in rows])
+    table(["SANDBOX", "HOST", "ADDRESS", "PLATFORM", "KEY", "PASSWORD FILE"], [list(r.values())[:6] for r in rows])

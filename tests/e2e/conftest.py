@@ -24,6 +24,8 @@ class SandboxHost:
     address: str
     platform: str
     key: str
+    netns: str = ""
+    link: str = ""  # its veth on the sandbox's bridge
 
     @property
     def arch(self) -> str:
@@ -66,7 +68,7 @@ def sandbox() -> Iterator[Sandbox]:
     try:
         rows = json.loads(sandbox_cli("ls", "--output", "json").stdout)
         mine = [r for r in rows if r["sandbox"] == name]
-        hosts = [SandboxHost(r["name"], r["address"], r["platform"], r["key"]) for r in mine]
+        hosts = [SandboxHost(r["name"], r["address"], r["platform"], r["key"], r["netns"], r["link"]) for r in mine]
         yield Sandbox(name, hosts, mine[0]["passwordFile"])
     finally:
         down = sandbox_cli("down", name)

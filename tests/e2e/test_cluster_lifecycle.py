@@ -76,6 +76,7 @@ spec:
   registry:
     username: admin
     password: {CANARY}
+    tls: true
   cmd:
     - kubectl apply -f manifests/dashborad.yaml
 ---
@@ -86,14 +87,22 @@ networking:
 """)
     run_store.run("run", "-f", str(clusterfile))
     try:
-        denied = subprocess.run(
-            ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{host.address}:5000/{DASHBOARD}"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        # TLS with the cluster's own CA: the hosts trust it, skopeo does when given it, not otherwise
+        ca = cluster_dir(run_store, "secure") / "tls" / "ca.crt"
+        assert host.ssh("cat /etc/docker/certs.d/sea.hub:5000/ca.crt").stdout == ca.read_text()
+        assert host.ssh("cat /etc/containerd/certs.d/sea.hub:5000/ca.crt").stdout == ca.read_text()
+        certs = tmp_path / "certs"
+        certs.mkdir()
+        (certs / "ca.crt").write_text(ca.read_text())
+        url = f"docker://{host.address}:5000/{DASHBOARD}"
+        untrusted = subprocess.run(["skopeo", "inspect", "--raw", "--creds", f"admin:{CANARY}", url],
+                                   capture_output=True, text=True, check=False)  # fmt: skip
+        assert untrusted.returncode != 0 and "certificate" in untrusted.stderr.lower()
+        denied = subprocess.run(["skopeo", "inspect", "--raw", "--cert-dir", str(certs), url],
+                                capture_output=True, text=True, check=False)  # fmt: skip
         assert denied.returncode != 0 and "unauthorized" in denied.stderr.lower()
         seen = subprocess.run(
-            ["skopeo", "inspect", "--tls-verify=false", "--creds", f"admin:{CANARY}",
-             f"docker://{host.address}:5000/{DASHBOARD}"],
+            ["skopeo", "inspect", "--cert-dir", str(certs), "--creds", f"admin:{CANARY}", url],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         assert json.loads(seen)["Architecture"] == "arm64"  # an arm64-only cluster: the arm64 image alone
@@ -110,5 +119,11 @@ networking:
         assert leaks.stdout == ""
         assert host.ssh(f"grep -rl {CANARY} /var/lib/sealer /etc /tmp", check=False).stdout == ""
         assert (cluster_dir(run_store, "secure") / "htpasswd").stat().st_mode & 0o777 == 0o600
+        assert (cluster_dir(run_store, "secure") / "tls" / "ca.key").stat().st_mode & 0o777 == 0o600
+        assert host.ssh("stat -c %a /var/lib/sealer/data/secure/tls/registry.key").stdout.strip() == "600"
+        # an unchanged re-run keeps the certificate and the running registry
+        again = json.loads(run_store.run("run", "-f", str(clusterfile), "--output", "json").stdout)
+        assert [h["changed"] for h in again["hosts"]] == [0]
     finally:
         run_store.run("delete", "--all", "--cluster", "secure")
+    assert host.ssh("ls /etc/docker/certs.d/sea.hub:5000", check=False).returncode != 0
