@@ -71,7 +71,9 @@ def run_playbook(
         data = event.get("event_data") or {}
         host = data.get("host") or data.get("remote_addr") or ""
         task = data.get("task") or ""
-        if kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
+        if kind == "runner_on_start":
+            reporter.status(host, f"{data.get('role') or 'play'}: {task}")
+        elif kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
             result.changed_tasks.setdefault(host, []).append(task)
             reporter.note(f"{host}: {task}: changed")
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
@@ -80,8 +82,6 @@ def run_playbook(
         elif kind == "runner_on_unreachable":
             result.failures.append(Failure(host, task, "unreachable: " + _reason(data.get("res") or {})))
             reporter.note(f"{host}: {task}: UNREACHABLE")
-        elif kind == "playbook_on_task_start":
-            reporter.note(f"task: {task}")
         elif kind == "playbook_on_stats":
             for stat, attr in (("ok", "ok"), ("changed", "changed"), ("failures", "failed"),
                                ("dark", "unreachable"), ("skipped", "skipped")):  # fmt: skip

@@ -18,6 +18,11 @@ class Reporter(Protocol):
         """One line worth telling a person (a cache hit, a skipped step)."""
         ...
 
+    def status(self, key: str, text: str) -> None:
+        """The latest state of one of several things worked on at once (a host), shown live
+        under the running task."""
+        ...
+
 
 class SilentReporter:
     @contextlib.contextmanager
@@ -25,4 +30,7 @@ class SilentReporter:
         yield lambda n: None
 
     def note(self, message: str) -> None:
+        return None
+
+    def status(self, key: str, text: str) -> None:
         return None

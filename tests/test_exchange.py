@@ -224,6 +224,13 @@ def test_login_push_pull_with_credentials(example_store: Sealer, auth_registry: 
     sealer.run("login", auth_registry.address, "-u", "alice", "-p", str(auth_registry.password))
     sealer.run("pull", target)
     assert len(ids(sealer, target)) == 2
+    # the password (a canary) is in no file of either store, no file readable by others, and
+    # in the Docker config only as the base64 the convention asks for, in a 0600 file
+    for store in (example_store, sealer):
+        for path in store.root.parent.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                data = path.read_bytes()
+                assert auth_registry.password.encode() not in data, path  # type: ignore[union-attr]
     sealer.run("logout", auth_registry.address)
     assert auth_registry.address not in (sealer.root.parent / "docker" / "config.json").read_text()
 

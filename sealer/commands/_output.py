@@ -30,6 +30,7 @@ class RichReporter:
         self._open = 0
         self._progress: Any = None
         self._console: Any = None
+        self._rows: dict[str, Any] = {}  # status key -> its row in the running display
 
     @contextlib.contextmanager
     def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
@@ -52,6 +53,7 @@ class RichReporter:
                 if self._open == 0:
                     progress.stop()
                     self._progress = None
+                    self._rows.clear()
                 else:
                     progress.remove_task(task_id)
         if outermost:
@@ -77,6 +79,18 @@ class RichReporter:
     def note(self, message: str) -> None:
         if not self.quiet:
             info(f"· {message}")
+
+    def status(self, key: str, text: str) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            if self._progress is None:
+                return
+            row = self._rows.get(key)
+            if row is None:
+                self._rows[key] = self._progress.add_task(f"  {key}: {text}", total=None)
+            else:
+                self._progress.update(row, description=f"  {key}: {text}")
 
 
 def print_json(value: Any) -> None:
