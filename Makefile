@@ -44,6 +44,7 @@ demo-clean: python-deps
 bench: deps
 	$(PY) bench/build.py
 	$(PY) bench/exchange.py
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

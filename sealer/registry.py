@@ -46,6 +46,17 @@ class NotFoundError(RegistryError):
 
 
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, int | None]:
+    """Host and effective port: ``reg``, ``REG:443`` and ``reg:443`` are one origin for https."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is no number: no origin to match
+        return ("", None)
+    return ((parts.hostname or "").lower(), port if port is not None else _DEFAULT_PORTS.get(parts.scheme))
 
 
 class RegistryClient:
@@ -121,7 +132,7 @@ class RegistryClient:
     ) -> requests.Response:
         """A request with auth (challenge answered once) and retries on temporary failures."""
         full = url if url.startswith("http") else self.base + url
-        if urlsplit(full).netloc != self.registry:
+        if _origin(full) != _origin(self.base):
             # credentials and uploads go to the registry named, never where its answers point
             raise RegistryError(f"{self.registry}: refused to follow it to another host: {method} {full}")
         authed_once = False
