@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import Sandbox, SandboxHost, cluster_dir, run_cluster, skopeo_raw, standin_log
-from tests.helpers import Sealer
+from tests.helpers import ROOT, Sealer
 
 ELF_MACHINE = {"amd64": "3e00", "arm64": "b700"}
 ROOTFS = "/var/lib/sealer/data/{cluster}/rootfs"
@@ -83,6 +84,41 @@ def test_second_run_changes_nothing(small: dict[str, object], run_store: Sealer,
     assert len(raw["manifests"]) == 2  # type: ignore[arg-type]
     for host in sandbox.hosts[:2]:
         assert host.ssh("getent hosts sea.hub").stdout.split()[0] == sandbox.hosts[0].address
+
+
+def own_playbook(inventory: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """A user's own playbook with sealer's inventory and roles: only the preflight role."""
+    playbook = workdir / "own.yml"
+    playbook.write_text("- hosts: all\n  gather_facts: false\n  roles: [sealer_preflight]\n")
+    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+
+
+def test_own_playbook_with_the_inventory_checks_every_host(
+    small: dict[str, object], run_store: Sealer, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    path = cluster_dir(run_store, "small") / "inventory.yaml"
+    ok = own_playbook(path, tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    a, b = sandbox.hosts[0].address, sandbox.hosts[1].address
+    # the node is arm64; an inventory that says otherwise is refused, naming the host
+    inv = yaml.safe_load(path.read_text())
+    inv["all"]["hosts"][b]["sealer_arch"] = "amd64"
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(yaml.safe_dump(inv))
+    proc = own_playbook(wrong, tmp_path)
+    assert proc.returncode != 0
+    assert f"{b} says it is aarch64 but the inventory says amd64" in proc.stdout, proc.stdout
+    # a host without the variables sealer's inventory gives is refused, naming the variable
+    inv["all"]["hosts"][b]["sealer_arch"] = "arm64"
+    del inv["all"]["hosts"][a]["sealer_arch"]
+    wrong.write_text(yaml.safe_dump(inv))
+    proc = own_playbook(wrong, tmp_path)
+    assert proc.returncode != 0
+    assert f"{a}: inventory variable sealer_arch is not set" in proc.stdout, proc.stdout
 
 
 def untouched(sandbox: Sandbox, cluster: str) -> None:
