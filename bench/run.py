@@ -40,6 +40,9 @@ def sealer(env: dict[str, str], *args: str) -> str:
 
 
 def timed(fn: object, *args: object) -> float:
+    # each measurement starts on a settled machine: the data an earlier phase left in the page
+    # cache is written back first, not during the next phase (the sandbox hosts share one disk)
+    os.sync()
     start = time.perf_counter()
     fn(*args)  # type: ignore[operator]
     return time.perf_counter() - start
