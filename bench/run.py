@@ -120,11 +120,11 @@ def main() -> None:
         hosts = [{"address": r["address"], "platform": r["platform"]} for r in rows]
 
         # the baseline: the same trees sealer mounts, rsync'ed by hand, every host at once
-        from sealer.image import get_image
-        from sealer.mount import mounted_rootfs
-        from sealer.platform import Platform
-        from sealer.reference import Reference
-        from sealer.store import Store
+        from sealer.oci.platform import Platform
+        from sealer.oci.reference import Reference
+        from sealer.store.image import get_image
+        from sealer.store.layout import Store
+        from sealer.store.mount import mounted_rootfs
 
         store = Store.open(work / "store")
         image = get_image(store, Reference.parse(IMAGE))

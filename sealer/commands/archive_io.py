@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sealer import archive
 from sealer.commands._output import RichReporter, info, print_json
+from sealer.distribution import archive
 from sealer.errors import UsageError
-from sealer.platform import Platform
-from sealer.reference import Reference
-from sealer.store import Store
+from sealer.oci.platform import Platform
+from sealer.oci.reference import Reference
+from sealer.store.layout import Store
 
 
 def _platforms(text: str | None) -> list[Platform] | None:

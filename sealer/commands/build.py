@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sealer.build import Builder, BuildOptions
+from sealer.build.builder import Builder, BuildOptions
 from sealer.commands._output import RichReporter, info, print_json
-from sealer.platform import Platform
-from sealer.reference import Reference
-from sealer.regconfig import registry_config
-from sealer.store import Store
+from sealer.distribution.config import registry_config
+from sealer.oci.platform import Platform
+from sealer.oci.reference import Reference
+from sealer.store.layout import Store
 
 
 def run(

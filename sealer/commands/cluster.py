@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sealer.clusterfile import parse_address_list
+from sealer.cluster.clusterfile import parse_address_list
+from sealer.cluster.deploy import delete_hosts, join_hosts, list_clusters
 from sealer.commands._output import RichReporter, info, print_json, table
-from sealer.deploy import delete_hosts, join_hosts, list_clusters
 from sealer.errors import UsageError
-from sealer.store import Store
+from sealer.store.layout import Store
 
 
 def join(masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, output: str) -> None:

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from sealer.commands._output import human_size, print_json, table
-from sealer.image import list_images
-from sealer.store import Store
+from sealer.store.image import list_images
+from sealer.store.layout import Store
 
 
 def run(output: str) -> None:

@@ -4,10 +4,10 @@ from typing import Any
 
 from sealer.commands._output import print_json, print_yaml
 from sealer.errors import ImageNotFoundError, InvalidReferenceError
-from sealer.image import CLUSTERFILE_ANNOTATION, Image, PlatformImage, find_by_id, get_image
-from sealer.platform import Platform
-from sealer.reference import Reference
-from sealer.store import Store
+from sealer.oci.platform import Platform
+from sealer.oci.reference import Reference
+from sealer.store.image import CLUSTERFILE_ANNOTATION, Image, PlatformImage, find_by_id, get_image
+from sealer.store.layout import Store
 
 
 def manifests_list(image: Image) -> dict[str, Any]:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from sealer import transfer
+from sealer.build.merge import merge as merge_images
 from sealer.commands._output import RichReporter, info, print_json
+from sealer.distribution import transfer
+from sealer.distribution.config import registry_config
 from sealer.errors import ImageNotFoundError
-from sealer.image import get_image
-from sealer.merge import merge as merge_images
-from sealer.platform import Platform
-from sealer.reference import Reference
-from sealer.regconfig import registry_config
-from sealer.store import Store
+from sealer.oci.platform import Platform
+from sealer.oci.reference import Reference
+from sealer.store.image import get_image
+from sealer.store.layout import Store
 
 
 def merge(names: list[str], tag: str, platforms: str | None, insecure: bool, output: str) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sealer.commands._output import info, print_json, table
-from sealer.regtree import merge_trees
+from sealer.rootfs_cache.registry_tree import merge_trees
 
 
 def merge(out: str, trees: list[str], output: str) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from sealer import transfer
 from sealer.commands._output import RichReporter, info, print_json
+from sealer.distribution import transfer
+from sealer.distribution.config import RegistryConfig, registry_config
 from sealer.errors import UsageError
-from sealer.platform import Platform
-from sealer.reference import Reference
-from sealer.regconfig import RegistryConfig, registry_config
-from sealer.store import Store
+from sealer.oci.platform import Platform
+from sealer.oci.reference import Reference
+from sealer.store.layout import Store
 
 
 def _platforms(text: str | None) -> list[Platform] | None:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from sealer.commands._output import info, print_json
 from sealer.errors import StoreBusyError
-from sealer.image import remove_image
-from sealer.platform import Platform
-from sealer.reference import Reference
-from sealer.store import Store
+from sealer.oci.platform import Platform
+from sealer.oci.reference import Reference
+from sealer.store.image import remove_image
+from sealer.store.layout import Store
 
 
 def run(names: list[str], platforms: str | None, output: str) -> None:

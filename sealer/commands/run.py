@@ -3,11 +3,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sealer.clusterfile import Cluster, SSHConfig, from_flags, parse_clusterfile
+from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_clusterfile
+from sealer.cluster.deploy import run_cluster
 from sealer.commands._output import RichReporter, info, print_json, table
-from sealer.deploy import run_cluster
 from sealer.errors import UsageError
-from sealer.store import Store
+from sealer.store.layout import Store
 
 
 def load_cluster(

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from sealer import sandbox
 from sealer.commands._output import info, print_json, table
-from sealer.platform import Platform
+from sealer.oci.platform import Platform
+from sealer.sandbox import lifecycle as sandbox
 
 
 def up(name: str, hosts: str) -> None:

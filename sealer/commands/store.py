@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sealer.commands._output import info, print_json
 from sealer.errors import StoreError
-from sealer.store import Store
+from sealer.store.layout import Store
 
 
 def fsck(output: str) -> None:

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from sealer.image import tag_image
-from sealer.reference import Reference
-from sealer.store import Store
+from sealer.oci.reference import Reference
+from sealer.store.image import tag_image
+from sealer.store.layout import Store
 
 
 def run(source: str, target: str) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sealer.clusterfile import ClusterfileError, SSHConfig, from_flags, parse_clusterfile, to_clusterfile
+from sealer.cluster.clusterfile import ClusterfileError, SSHConfig, from_flags, parse_clusterfile, to_clusterfile
+from sealer.cluster.hosts import HostFacts, parse_detection
+from sealer.cluster.inventory import build_inventory, dump_inventory
 from sealer.errors import HostError
-from sealer.hosts import HostFacts, parse_detection
-from sealer.inventory import build_inventory, dump_inventory
-from sealer.platform import Platform
+from sealer.oci.platform import Platform
 
 GOLDEN = Path(__file__).parent / "golden"
 KEY = SSHConfig(pk="/keys/id_ed25519")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sealer.ansible import _reason
+from sealer.cluster.runner import _reason
 
 
 def test_a_module_message_is_the_reason() -> None:

@@ -2,8 +2,7 @@
 
 import pytest
 
-from sealer.errors import KubefileError
-from sealer.kubefile import (
+from sealer.build.kubefile import (
     ArgInstr,
     CmdInstr,
     CopyInstr,
@@ -15,7 +14,8 @@ from sealer.kubefile import (
     expand,
     parse_bytes,
 )
-from sealer.platform import Platform
+from sealer.errors import KubefileError
+from sealer.oci.platform import Platform
 
 DESIGN_KUBEFILE = b"""FROM kubernetes:v1.19.8
 COPY dashborad.yaml manifests

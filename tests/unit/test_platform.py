@@ -1,7 +1,7 @@
 import pytest
 
 from sealer.errors import InvalidPlatformError
-from sealer.platform import Platform
+from sealer.oci.platform import Platform
 
 
 @pytest.mark.parametrize(

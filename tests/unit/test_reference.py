@@ -1,7 +1,7 @@
 import pytest
 
 from sealer.errors import InvalidReferenceError
-from sealer.reference import Reference
+from sealer.oci.reference import Reference
 
 DIGEST = "sha256:" + "ab" * 32
 

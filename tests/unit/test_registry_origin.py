@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sealer.registry import _origin
+from sealer.distribution.client import _origin
 
 
 @pytest.mark.parametrize(

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sealer.errors import DigestMismatchError, StoreBusyError, StoreError
+from sealer._fs import atomic_write, file_lock
+from sealer.errors import DigestMismatchError, StoreError
 from sealer.faults import checkpoint
-from sealer.oci import (
+from sealer.oci.descriptor import (
     ANNOTATION_REF_NAME,
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -56,38 +57,6 @@ def default_root() -> Path:
         return Path("/var/lib/sealer")
     data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
     return Path(data_home) / "sealer"
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644, tmp_dir: Path | None = None) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    tmp = (tmp_dir or path.parent) / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        checkpoint()
-        os.replace(tmp, path)
-        checkpoint()
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def file_lock(path: Path, mode: int = fcntl.LOCK_EX, blocking: bool = True, busy: str = "") -> Iterator[None]:
-    """An flock on ``path`` for the duration; StoreBusyError(``busy``) when not blocking and held."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError as err:
-            raise StoreBusyError(busy or f"{path} is held by another sealer command") from err
-        yield
-    finally:
-        os.close(fd)
 
 
 @dataclass

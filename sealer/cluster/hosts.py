@@ -15,10 +15,10 @@ from pathlib import Path
 
 import paramiko
 
-from sealer.clusterfile import Host
+from sealer._fs import atomic_write
+from sealer.cluster.clusterfile import Host
 from sealer.errors import HostError, SealerError
-from sealer.platform import Platform
-from sealer.store import atomic_write
+from sealer.oci.platform import Platform
 
 CONNECT_TIMEOUT = 10.0
 # one process (uname) besides the shell: the rest are shell builtins, because on a small or

@@ -13,21 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sealer.context import copy_entries, normalize_dest
-from sealer.errors import BuildError, ImageNotFoundError, KubefileError, PlatformNotFoundError, UsageError
-from sealer.image import (
-    ImageConfig,
-    Layer,
-    PlatformImage,
-    get_image,
-    now_rfc3339,
-    read_image,
-    store_key,
-    write_index,
-    write_platform_image,
-)
-from sealer.imagescan import collect, scan_rootfs
-from sealer.kubefile import (
+from sealer._fs import atomic_write
+from sealer.build.context import copy_entries, normalize_dest
+from sealer.build.kubefile import (
     ArgInstr,
     CmdInstr,
     CopyInstr,
@@ -40,13 +28,26 @@ from sealer.kubefile import (
     expand,
     parse_file,
 )
-from sealer.layer import WHITEOUT_PREFIX, Entry, apply_layers, finalize, fingerprint, unpacked_layer, write_layer
-from sealer.platform import Platform
+from sealer.distribution.config import RegistryConfig
+from sealer.errors import BuildError, ImageNotFoundError, KubefileError, PlatformNotFoundError, UsageError
+from sealer.oci.platform import Platform
+from sealer.oci.reference import Reference
 from sealer.progress import Reporter, SilentReporter
-from sealer.reference import Reference
-from sealer.regconfig import RegistryConfig
-from sealer.regtree import RegistryTree
-from sealer.store import Store, atomic_write
+from sealer.rootfs_cache.registry_tree import RegistryTree
+from sealer.rootfs_cache.scan import collect, scan_rootfs
+from sealer.store.image import (
+    ImageConfig,
+    Layer,
+    PlatformImage,
+    get_image,
+    now_rfc3339,
+    read_image,
+    store_key,
+    write_index,
+    write_platform_image,
+)
+from sealer.store.layer import WHITEOUT_PREFIX, Entry, apply_layers, finalize, fingerprint, unpacked_layer, write_layer
+from sealer.store.layout import Store
 
 RUN_OUTPUT_TAIL = 2000
 
@@ -347,7 +348,7 @@ class Builder:
         self, opts: BuildOptions, refs: list[str], platform: Platform, config: ImageConfig, result: BuildResult
     ) -> Layer:
         """The ``BASE``/``rootfs cache`` layer: this platform's images in a registry tree."""
-        from sealer.imagecache import ImageCache  # the HTTP client is loaded only when images are fetched
+        from sealer.rootfs_cache.fetch import ImageCache  # the HTTP client is loaded only when images are fetched
 
         if self._image_cache is None:
             self._image_cache = ImageCache(self.store, opts.registry_config or RegistryConfig(), self.reporter)

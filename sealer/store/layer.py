@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sealer.errors import BuildError, DigestMismatchError
 from sealer.faults import checkpoint
-from sealer.store import CHUNK, Store
+from sealer.store.layout import CHUNK, Store
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"

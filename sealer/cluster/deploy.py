@@ -18,17 +18,18 @@ from pathlib import Path
 
 import yaml
 
-from sealer.ansible import PlaybookResult, run_playbook
-from sealer.clusterfile import Cluster, Host, check_hosts, parse_clusterfile, to_clusterfile
-from sealer.clusterprep import prepare
+from sealer._fs import atomic_write, file_lock
+from sealer.cluster.clusterfile import Cluster, Host, check_hosts, parse_clusterfile, to_clusterfile
+from sealer.cluster.hosts import HostFacts, HostsError, KnownHosts, authorize_key, detect, on_every_host
+from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups
+from sealer.cluster.prepare import prepare
+from sealer.cluster.runner import PlaybookResult, run_playbook
 from sealer.errors import HostError, SealerError
-from sealer.hosts import HostFacts, HostsError, KnownHosts, authorize_key, detect, on_every_host
-from sealer.image import Image, get_image
-from sealer.inventory import build_inventory, dump_inventory, platform_groups
-from sealer.mount import mounted_rootfs, unmount_all
-from sealer.platform import Platform
+from sealer.oci.platform import Platform
 from sealer.progress import Reporter
-from sealer.store import Store, atomic_write, file_lock
+from sealer.store.image import Image, get_image
+from sealer.store.layout import Store
+from sealer.store.mount import mounted_rootfs, unmount_all
 
 
 class DeployError(SealerError):

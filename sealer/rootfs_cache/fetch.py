@@ -14,15 +14,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from sealer.distribution.client import NotFoundError, RegistryClient, RegistryError
+from sealer.distribution.config import RegistryConfig
 from sealer.errors import DigestMismatchError, SealerError
-from sealer.oci import INDEX_TYPES, MANIFEST_TYPES, Descriptor, parse_json_blob
-from sealer.platform import Platform
+from sealer.oci.descriptor import INDEX_TYPES, MANIFEST_TYPES, Descriptor, parse_json_blob
+from sealer.oci.platform import Platform
+from sealer.oci.reference import DOCKER_HUB, Reference
 from sealer.progress import Reporter
-from sealer.reference import DOCKER_HUB, Reference
-from sealer.regconfig import RegistryConfig
-from sealer.registry import NotFoundError, RegistryClient, RegistryError
-from sealer.regtree import RegistryTree
-from sealer.store import Store
+from sealer.rootfs_cache.registry_tree import RegistryTree
+from sealer.store.layout import Store
 
 PARALLEL = 4
 # where docker.io's API answers

@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
+from sealer._fs import atomic_write
 from sealer.errors import SealerError, UsageError
-from sealer.store import Store, atomic_write
+from sealer.store.layout import Store
 
 
 @dataclass

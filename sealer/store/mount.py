@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sealer.errors import StoreError
-from sealer.image import PlatformImage
-from sealer.layer import apply_layers, has_whiteouts, unpacked_layer
-from sealer.store import Store
+from sealer.store.image import PlatformImage
+from sealer.store.layer import apply_layers, has_whiteouts, unpacked_layer
+from sealer.store.layout import Store
 
 MAX_MOUNT_OPTIONS = 3500  # the kernel takes one page of mount options
 

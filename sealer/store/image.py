@@ -14,7 +14,7 @@ from typing import Any
 
 from sealer import __version__
 from sealer.errors import DigestMismatchError, ImageNotFoundError, PlatformNotFoundError, SealerError
-from sealer.oci import (
+from sealer.oci.descriptor import (
     ANNOTATION_CREATED,
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -25,9 +25,9 @@ from sealer.oci import (
     Descriptor,
     canonical_json,
 )
-from sealer.platform import Platform
-from sealer.reference import Reference
-from sealer.store import Store
+from sealer.oci.platform import Platform
+from sealer.oci.reference import Reference
+from sealer.store.layout import Store
 
 CLUSTERFILE_ANNOTATION = "sea.aliyun.com/ClusterFile"
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from sealer.errors import InvalidReferenceError, KubefileError
-from sealer.platform import Platform
-from sealer.reference import Reference
+from sealer.oci.platform import Platform
+from sealer.oci.reference import Reference
 
 MAX_LINE = 64 * 1024
 MAX_FILE = 4 * 1024 * 1024

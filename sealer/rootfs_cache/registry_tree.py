@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from sealer.errors import DigestMismatchError, SealerError
-from sealer.oci import INDEX_TYPES, MEDIA_INDEX, Descriptor, canonical_json, parse_json_blob, sha256_digest
-from sealer.platform import Platform
+from sealer.oci.descriptor import INDEX_TYPES, MEDIA_INDEX, Descriptor, canonical_json, parse_json_blob, sha256_digest
+from sealer.oci.platform import Platform
 
 V2 = Path("docker") / "registry" / "v2"
 

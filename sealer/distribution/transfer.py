@@ -13,15 +13,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from sealer._fs import atomic_write
+from sealer.distribution.client import RegistryClient
+from sealer.distribution.config import RegistryConfig
 from sealer.errors import PlatformNotFoundError, SealerError, UsageError
-from sealer.image import add_platforms, get_image, index_document, read_platform_image, store_key
-from sealer.oci import INDEX_TYPES, MANIFEST_TYPES, MEDIA_INDEX, Descriptor, parse_json_blob
-from sealer.platform import Platform
+from sealer.oci.descriptor import INDEX_TYPES, MANIFEST_TYPES, MEDIA_INDEX, Descriptor, parse_json_blob
+from sealer.oci.platform import Platform
+from sealer.oci.reference import Reference
 from sealer.progress import Reporter
-from sealer.reference import Reference
-from sealer.regconfig import RegistryConfig
-from sealer.registry import RegistryClient
-from sealer.store import Store, atomic_write
+from sealer.store.image import add_platforms, get_image, index_document, read_platform_image, store_key
+from sealer.store.layout import Store
 
 PARALLEL = 4
 
@@ -180,8 +181,8 @@ def _both(a: Callable[[int], None], b: Callable[[int], None]) -> Callable[[int],
 
 
 def login(registry: str, username: str, password: str, config: RegistryConfig) -> None:
-    from sealer.regconfig import Credentials, save_credentials
-    from sealer.registry import AuthError
+    from sealer.distribution.client import AuthError
+    from sealer.distribution.config import Credentials, save_credentials
 
     client = RegistryClient(registry, config)
     client.creds = Credentials(username, password)
@@ -193,7 +194,7 @@ def login(registry: str, username: str, password: str, config: RegistryConfig) -
 
 
 def logout(registry: str) -> bool:
-    from sealer.regconfig import load_credentials, save_credentials
+    from sealer.distribution.config import load_credentials, save_credentials
 
     had = load_credentials(registry) is not None
     save_credentials(registry, None)

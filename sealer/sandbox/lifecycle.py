@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sealer._fs import atomic_write, file_lock
 from sealer.errors import SealerError
-from sealer.mount import unmount_all
-from sealer.platform import Platform
-from sealer.store import atomic_write, file_lock
+from sealer.oci.platform import Platform
+from sealer.store.mount import unmount_all
 
 SUBNET_PREFIX = "10.213"
 FIRST_HOST = 11

@@ -14,14 +14,15 @@ from typing import Any
 import bcrypt
 import yaml
 
-from sealer.clusterfile import Cluster
+from sealer._fs import atomic_write
+from sealer.cluster.clusterfile import Cluster
+from sealer.cluster.hosts import HostFacts
+from sealer.cluster.registry_tls import ensure_registry_tls
 from sealer.errors import SealerError
-from sealer.hosts import HostFacts
-from sealer.image import Image, PlatformImage
-from sealer.layer import unpacked_layer
-from sealer.registrytls import ensure_registry_tls
-from sealer.regtree import RegistryTree, merge_trees
-from sealer.store import Store, atomic_write
+from sealer.rootfs_cache.registry_tree import RegistryTree, merge_trees
+from sealer.store.image import Image, PlatformImage
+from sealer.store.layer import unpacked_layer
+from sealer.store.layout import Store
 
 DEFAULT_DOMAIN = "sea.hub"
 DEFAULT_PORT = 5000

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from sealer.errors import InvalidReferenceError, KubefileError
-from sealer.reference import Reference
+from sealer.oci.reference import Reference
 
 
 def normalize(text: str, where: str) -> str:

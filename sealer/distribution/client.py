@@ -23,10 +23,10 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
+from sealer.distribution.config import RegistryConfig, is_loopback, load_credentials
 from sealer.errors import DigestMismatchError, SealerError
-from sealer.oci import INDEX_TYPES, MANIFEST_TYPES, MAX_JSON_BLOB, sha256_digest
-from sealer.regconfig import RegistryConfig, is_loopback, load_credentials
-from sealer.store import CHUNK, BlobWriter
+from sealer.oci.descriptor import INDEX_TYPES, MANIFEST_TYPES, MAX_JSON_BLOB, sha256_digest
+from sealer.store.layout import CHUNK, BlobWriter
 
 ACCEPT_MANIFESTS = ", ".join((*INDEX_TYPES, *MANIFEST_TYPES))
 RETRY_STATUS = {429, 500, 502, 503, 504}

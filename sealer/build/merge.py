@@ -8,7 +8,9 @@ different bases are refused: their layers could not be stacked meaningfully.
 from __future__ import annotations
 
 from sealer.errors import PlatformNotFoundError, SealerError
-from sealer.image import (
+from sealer.oci.platform import Platform
+from sealer.oci.reference import Reference
+from sealer.store.image import (
     Image,
     ImageConfig,
     PlatformImage,
@@ -17,9 +19,7 @@ from sealer.image import (
     write_index,
     write_platform_image,
 )
-from sealer.platform import Platform
-from sealer.reference import Reference
-from sealer.store import Store
+from sealer.store.layout import Store
 
 
 class MergeError(SealerError):

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sealer.store import atomic_write
+from sealer._fs import atomic_write
 
 CA_DAYS = 3650
 SERVER_DAYS = 825

@@ -25,8 +25,7 @@ from typing import IO, Any
 
 from sealer.errors import DigestMismatchError, PlatformNotFoundError, SealerError
 from sealer.faults import checkpoint
-from sealer.image import Image, PlatformImage, add_platforms, get_image, index_document, read_platform_image, store_key
-from sealer.oci import (
+from sealer.oci.descriptor import (
     ANNOTATION_REF_NAME,
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -36,10 +35,19 @@ from sealer.oci import (
     parse_json_blob,
     sha256_digest,
 )
-from sealer.platform import Platform
+from sealer.oci.platform import Platform
+from sealer.oci.reference import Reference
 from sealer.progress import Reporter
-from sealer.reference import Reference
-from sealer.store import CHUNK, OCI_LAYOUT, Store
+from sealer.store.image import (
+    Image,
+    PlatformImage,
+    add_platforms,
+    get_image,
+    index_document,
+    read_platform_image,
+    store_key,
+)
+from sealer.store.layout import CHUNK, OCI_LAYOUT, Store
 
 _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
 _DIRS = {"blobs", "blobs/sha256", "."}

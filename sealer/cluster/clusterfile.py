@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from sealer.errors import SealerError
-from sealer.reference import Reference
+from sealer.oci.reference import Reference
 
 API_VERSION = "sealer.cloud/v2"
 KUBEADM_GROUPS = ("kubeadm.k8s.io", "kubelet.config.k8s.io", "kubeproxy.config.k8s.io")

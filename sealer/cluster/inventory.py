@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from sealer.clusterfile import Cluster
-from sealer.hosts import HostFacts
-from sealer.platform import Platform
+from sealer.cluster.clusterfile import Cluster
+from sealer.cluster.hosts import HostFacts
+from sealer.oci.platform import Platform
 
 REMOTE_DATA_DIR = "/var/lib/sealer/data"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sealer.errors import DigestMismatchError
-from sealer.platform import Platform
+from sealer.oci.platform import Platform
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

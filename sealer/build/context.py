@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 
 from sealer.errors import KubefileError
-from sealer.layer import Entry
+from sealer.store.layer import Entry
 
 
 def normalize_dest(dest: str, where: tuple[str, int]) -> str:

@@ -1,0 +1,55 @@
+"""Durable file writes and file locks, shared by the store, the clusters and the sandbox."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from sealer.errors import StoreBusyError
+from sealer.faults import checkpoint
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or creation inside ``path`` survive a power cut."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, tmp_dir: Path | None = None) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    tmp = (tmp_dir or path.parent) / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        checkpoint()
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+        checkpoint()
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, mode: int = fcntl.LOCK_EX, blocking: bool = True, busy: str = "") -> Iterator[None]:
+    """An flock on ``path`` for the duration; StoreBusyError(``busy``) when not blocking and held."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError as err:
+            raise StoreBusyError(busy or f"{path} is held by another sealer command") from err
+        yield
+    finally:
+        os.close(fd)
