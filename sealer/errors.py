@@ -71,3 +71,47 @@ class HostError(SealerError):
     def __init__(self, host: str, message: str) -> None:
         super().__init__(f"{host}: {message}")
         self.host = host
+
+
+class SandboxError(SealerError):
+    """The sandbox of test hosts cannot be made, used or removed."""
+
+
+class RegistryTreeError(SealerError):
+    """A registry tree (the rootfs cache's registry storage) that cannot be read or merged."""
+
+
+class MergeError(SealerError):
+    """Images that cannot be merged into one."""
+
+
+class ClusterfileError(SealerError):
+    """A Clusterfile or host list problem, with file:line where there is one."""
+
+
+class HostsError(SealerError):
+    """One or more hosts failed a check; one line per host."""
+
+    def __init__(self, errors: list[HostError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+class DeployError(SealerError):
+    """The playbook failed; one line per host, task and reason."""
+
+
+class RegistryError(SealerError):
+    """A registry refused, failed, or answered something that does not hold up."""
+
+
+class AuthError(RegistryError):
+    """A registry refused the credentials, or asked for some and none are stored."""
+
+
+class NotFoundError(RegistryError):
+    """A registry has no such repository, tag or blob."""
+
+
+class ArchiveError(SealerError):
+    """An archive that cannot be loaded, and why; nothing of it was kept."""

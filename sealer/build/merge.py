@@ -7,7 +7,7 @@ different bases are refused: their layers could not be stacked meaningfully.
 
 from __future__ import annotations
 
-from sealer.errors import PlatformNotFoundError, SealerError
+from sealer.errors import MergeError, PlatformNotFoundError
 from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.store.image import (
@@ -20,10 +20,6 @@ from sealer.store.image import (
     write_platform_image,
 )
 from sealer.store.layout import Store
-
-
-class MergeError(SealerError):
-    pass
 
 
 def merge_platform(images: list[Image], platform: Platform) -> ImageConfig:

@@ -13,16 +13,12 @@ from typing import Any
 
 import yaml
 
-from sealer.errors import SealerError
+from sealer.errors import ClusterfileError
 from sealer.oci.reference import Reference
 
 API_VERSION = "sealer.cloud/v2"
 KUBEADM_GROUPS = ("kubeadm.k8s.io", "kubelet.config.k8s.io", "kubeproxy.config.k8s.io")
 ROLES = ("master", "node")
-
-
-class ClusterfileError(SealerError):
-    """A Clusterfile or host list problem, with file:line where there is one."""
 
 
 @dataclass(frozen=True)

@@ -20,20 +20,16 @@ import yaml
 
 from sealer._fs import atomic_write, file_lock
 from sealer.cluster.clusterfile import Cluster, Host, check_hosts, parse_clusterfile, to_clusterfile
-from sealer.cluster.hosts import HostFacts, HostsError, KnownHosts, authorize_key, detect, on_every_host
+from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, detect, on_every_host
 from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups
 from sealer.cluster.prepare import prepare
 from sealer.cluster.runner import PlaybookResult, run_playbook
-from sealer.errors import HostError, SealerError
+from sealer.errors import DeployError, HostError, HostsError, SealerError
 from sealer.oci.platform import Platform
 from sealer.progress import Reporter
 from sealer.store.image import Image, get_image
 from sealer.store.layout import Store
 from sealer.store.mount import mounted_rootfs, unmount_all
-
-
-class DeployError(SealerError):
-    """The playbook failed; one line per host, task and reason."""
 
 
 @dataclass

@@ -17,7 +17,7 @@ import paramiko
 
 from sealer._fs import atomic_write
 from sealer.cluster.clusterfile import Host
-from sealer.errors import HostError, SealerError
+from sealer.errors import HostError, HostsError, SealerError
 from sealer.oci.platform import Platform
 
 CONNECT_TIMEOUT = 10.0
@@ -28,14 +28,6 @@ DETECT_COMMAND = (
     'while read -r l; do case "$l" in \'CPU architecture\'*) echo "$l"; break;; esac; done'
     " < /proc/cpuinfo 2>/dev/null; exit 0"
 )
-
-
-class HostsError(SealerError):
-    """One or more hosts failed a check; one line per host."""
-
-    def __init__(self, errors: list[HostError]) -> None:
-        super().__init__("\n".join(str(e) for e in errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sealer.errors import DigestMismatchError, PlatformNotFoundError, SealerError
+from sealer.errors import ArchiveError, DigestMismatchError, PlatformNotFoundError, SealerError
 from sealer.faults import checkpoint
 from sealer.oci.descriptor import (
     ANNOTATION_REF_NAME,
@@ -54,10 +54,6 @@ _DIRS = {"blobs", "blobs/sha256", "."}
 MAX_INDEX_DEPTH = 4
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")
 _RANGE_STEP = 64 << 20
-
-
-class ArchiveError(SealerError):
-    """An archive that cannot be loaded, and why; nothing of it was kept."""
 
 
 # ---- save ------------------------------------------------------------------------------

@@ -24,25 +24,13 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import requests
 
 from sealer.distribution.config import RegistryConfig, is_loopback, load_credentials
-from sealer.errors import DigestMismatchError, SealerError
+from sealer.errors import AuthError, DigestMismatchError, NotFoundError, RegistryError
 from sealer.oci.descriptor import INDEX_TYPES, MANIFEST_TYPES, MAX_JSON_BLOB, sha256_digest
 from sealer.store.layout import CHUNK, BlobWriter
 
 ACCEPT_MANIFESTS = ", ".join((*INDEX_TYPES, *MANIFEST_TYPES))
 RETRY_STATUS = {429, 500, 502, 503, 504}
 MONOLITHIC_LIMIT = 64 * 1024 * 1024
-
-
-class RegistryError(SealerError):
-    """A registry refused, failed, or answered something that does not hold up."""
-
-
-class AuthError(RegistryError):
-    pass
-
-
-class NotFoundError(RegistryError):
-    pass
 
 
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')

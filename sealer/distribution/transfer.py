@@ -181,8 +181,8 @@ def _both(a: Callable[[int], None], b: Callable[[int], None]) -> Callable[[int],
 
 
 def login(registry: str, username: str, password: str, config: RegistryConfig) -> None:
-    from sealer.distribution.client import AuthError
     from sealer.distribution.config import Credentials, save_credentials
+    from sealer.errors import AuthError
 
     client = RegistryClient(registry, config)
     client.creds = Credentials(username, password)

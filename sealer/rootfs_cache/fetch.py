@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from sealer.distribution.client import NotFoundError, RegistryClient, RegistryError
+from sealer.distribution.client import RegistryClient
 from sealer.distribution.config import RegistryConfig
-from sealer.errors import DigestMismatchError, SealerError
+from sealer.errors import DigestMismatchError, NotFoundError, RegistryError, SealerError
 from sealer.oci.descriptor import INDEX_TYPES, MANIFEST_TYPES, Descriptor, parse_json_blob
 from sealer.oci.platform import Platform
 from sealer.oci.reference import DOCKER_HUB, Reference

@@ -22,15 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sealer.errors import DigestMismatchError, SealerError
+from sealer.errors import DigestMismatchError, RegistryTreeError
 from sealer.oci.descriptor import INDEX_TYPES, MEDIA_INDEX, Descriptor, canonical_json, parse_json_blob, sha256_digest
 from sealer.oci.platform import Platform
 
 V2 = Path("docker") / "registry" / "v2"
-
-
-class RegistryTreeError(SealerError):
-    pass
 
 
 class RegistryTree:

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sealer._fs import atomic_write, file_lock
-from sealer.errors import SealerError
+from sealer.errors import SandboxError
 from sealer.oci.platform import Platform
 from sealer.store.mount import unmount_all
 
@@ -47,10 +47,6 @@ ARM64_CPUINFO = "".join(
     "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n"
     for i in range(2)
 )
-
-
-class SandboxError(SealerError):
-    pass
 
 
 @dataclass

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sealer.cluster.clusterfile import ClusterfileError, SSHConfig, from_flags, parse_clusterfile, to_clusterfile
+from sealer.cluster.clusterfile import SSHConfig, from_flags, parse_clusterfile, to_clusterfile
 from sealer.cluster.hosts import HostFacts, parse_detection
 from sealer.cluster.inventory import build_inventory, dump_inventory
-from sealer.errors import HostError
+from sealer.errors import ClusterfileError, HostError
 from sealer.oci.platform import Platform
 
 GOLDEN = Path(__file__).parent / "golden"
