@@ -30,6 +30,7 @@ from sealer.build.kubefile import (
 )
 from sealer.distribution.config import RegistryConfig
 from sealer.errors import BuildError, ImageNotFoundError, KubefileError, PlatformNotFoundError, UsageError
+from sealer.oci.digest import Digest
 from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.progress import Reporter, SilentReporter
@@ -307,7 +308,7 @@ class Builder:
             entries = _changes(work, before)
             self._remember_for_scan(entries)
             if not entries:
-                self.cache.put(key, "sha256:" + "0" * 64, 0)
+                self.cache.put(key, Digest.from_hex("0" * 64), 0)
                 return None
             digest, size = write_layer(self.store, finalize(entries))
         finally:

@@ -33,8 +33,8 @@ from sealer.oci.descriptor import (
     MEDIA_INDEX,
     Descriptor,
     parse_json_blob,
-    sha256_digest,
 )
+from sealer.oci.digest import Digest
 from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.progress import Reporter
@@ -93,7 +93,7 @@ def save(
         chosen = select_platforms(image, platforms)
         if platforms:
             data = index_document(chosen)
-            index = Descriptor(MEDIA_INDEX, sha256_digest(data), len(data))
+            index = Descriptor(MEDIA_INDEX, Digest.of(data), len(data))
             memory[index.digest] = data
         else:
             index = image.index
@@ -111,7 +111,7 @@ def save(
                 f.write(_tar_header(name, len(data)) + data + bytes(-len(data) % 512))
             for digest in order:
                 size = sizes[digest]
-                f.write(_tar_header("blobs/sha256/" + digest.split(":")[1], size))
+                f.write(_tar_header("blobs/sha256/" + Digest.parse(digest).hex, size))
                 if digest in memory:
                     f.write(memory[digest])
                 else:
@@ -217,7 +217,7 @@ def _load(store: Store, stream: IO[bytes], source: str, staging: Path, reporter:
                 match = _BLOB_NAME.match(clean)
                 if not match:
                     raise ArchiveError(f"{source}: unexpected entry {name!r}")
-                digest = "sha256:" + match.group(1)
+                digest = Digest.from_hex(match.group(1))
                 path = staging / match.group(1)
                 if fd is not None and store.has_blob(digest):
                     # the store's copy is verified already; reading the archive's would change nothing
@@ -245,7 +245,7 @@ def _load(store: Store, stream: IO[bytes], source: str, staging: Path, reporter:
 def _check_staged(digest: str, got: int, size: int, hasher: Any) -> int:
     if got != size:
         raise DigestMismatchError(digest, f"archive entry is {got} bytes, its header says {size}")
-    if "sha256:" + hasher.hexdigest() != digest:
+    if Digest.from_hasher(hasher) != digest:
         raise DigestMismatchError(digest, "archive blob does not match its digest")
     return got
 
@@ -316,7 +316,7 @@ def _commit(
     store: Store, source: str, staging: Path, staged: dict[str, int], present: dict[str, int], index_json: bytes
 ) -> LoadResult:
     def blob(digest: str) -> bytes:
-        path = staging / digest.split(":")[1]
+        path = staging / Digest.parse(digest).hex
         if digest in staged:
             if staged[digest] > MAX_JSON_BLOB:
                 raise ArchiveError(f"{source}: {digest} is too large for a manifest")
@@ -379,7 +379,7 @@ def _commit(
     new = 0
     for digest in staged:
         if not store.has_blob(digest):
-            store.adopt(staging / digest.split(":")[1], digest)
+            store.adopt(staging / Digest.parse(digest).hex, digest)
             new += 1
     _name_images(store, loaded)
     return LoadResult(sorted(loaded), new)

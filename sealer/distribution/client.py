@@ -25,7 +25,8 @@ import requests
 
 from sealer.distribution.config import RegistryConfig, is_loopback, load_credentials
 from sealer.errors import AuthError, DigestMismatchError, NotFoundError, RegistryError
-from sealer.oci.descriptor import INDEX_TYPES, MANIFEST_TYPES, MAX_JSON_BLOB, sha256_digest
+from sealer.oci.descriptor import INDEX_TYPES, MANIFEST_TYPES, MAX_JSON_BLOB
+from sealer.oci.digest import Digest
 from sealer.store.layout import CHUNK, BlobWriter
 
 ACCEPT_MANIFESTS = ", ".join((*INDEX_TYPES, *MANIFEST_TYPES))
@@ -223,13 +224,13 @@ class RegistryClient:
         self.request("PUT", _with_query(location, {"digest": digest}), _push(repo), (201,),
                      headers={"Content-Length": "0"})  # fmt: skip
 
-    def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str, str]:
+    def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str, Digest]:
         """(bytes, media type, digest); the digest is verified when ``reference`` is one."""
         resp = self.request("GET", f"/v2/{repo}/manifests/{reference}", _pull(repo), (200,),
                             headers={"Accept": ACCEPT_MANIFESTS}, stream=True)  # fmt: skip
         data = _read_limited(resp, MAX_JSON_BLOB, f"{self.registry}/{repo}:{reference}")
-        digest = sha256_digest(data)
-        if reference.startswith("sha256:") and digest != reference:
+        digest = Digest.of(data)
+        if Digest.is_digest(reference) and digest != reference:
             raise DigestMismatchError(reference, f"{self.registry}/{repo} served a manifest hashing to {digest}")
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         try:

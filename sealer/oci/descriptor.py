@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from sealer.errors import DigestMismatchError
+from sealer.oci.digest import Digest
 from sealer.oci.platform import Platform
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -27,18 +26,7 @@ MANIFEST_TYPES = (MEDIA_MANIFEST, DOCKER_MANIFEST)
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
 
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_JSON_BLOB = 4 * 1024 * 1024
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not _DIGEST.match(digest):
-        raise DigestMismatchError(str(digest)[:80], "not a sha256 digest")
-    return digest
 
 
 def canonical_json(value: Any) -> bytes:
@@ -49,7 +37,7 @@ def canonical_json(value: Any) -> bytes:
 @dataclass(frozen=True)
 class Descriptor:
     media_type: str
-    digest: str
+    digest: Digest
     size: int
     platform: Platform | None = None
     annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
@@ -66,7 +54,7 @@ class Descriptor:
     def from_json(cls, data: Any, where: str = "descriptor") -> Descriptor:
         if not isinstance(data, dict):
             raise DigestMismatchError(where, "descriptor is not a JSON object")
-        digest = check_digest(data.get("digest", ""))
+        digest = Digest.parse(data.get("digest", ""))
         size = data.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise DigestMismatchError(digest, f"{where} has an invalid size")

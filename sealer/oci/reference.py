@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 
 from sealer.errors import InvalidReferenceError
+from sealer.oci.digest import Digest
 
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _REGISTRY = re.compile(
     r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
     r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
@@ -27,7 +27,7 @@ DOCKER_HUB = "docker.io"
 class Reference:
     repository: str
     tag: str | None = None
-    digest: str | None = None
+    digest: Digest | None = None
     registry: str | None = None
 
     @classmethod
@@ -36,9 +36,10 @@ class Reference:
             raise InvalidReferenceError(f"invalid reference {text!r}")
         rest, digest = text, None
         if "@" in rest:
-            rest, digest = rest.split("@", 1)
-            if not _DIGEST.match(digest):
-                raise InvalidReferenceError(f"invalid reference {text!r}: bad digest {digest!r}")
+            rest, digest_text = rest.split("@", 1)
+            if not Digest.is_digest(digest_text):
+                raise InvalidReferenceError(f"invalid reference {text!r}: bad digest {digest_text!r}")
+            digest = Digest.parse(digest_text)
         registry = None
         first, sep, remainder = rest.partition("/")
         if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from sealer.errors import DigestMismatchError, RegistryTreeError
-from sealer.oci.descriptor import INDEX_TYPES, MEDIA_INDEX, Descriptor, canonical_json, parse_json_blob, sha256_digest
+from sealer.oci.descriptor import INDEX_TYPES, MEDIA_INDEX, Descriptor, canonical_json, parse_json_blob
+from sealer.oci.digest import Digest
 from sealer.oci.platform import Platform
 
 V2 = Path("docker") / "registry" / "v2"
@@ -45,7 +46,7 @@ class RegistryTree:
 
     def read_blob(self, digest: str) -> bytes:
         data = self.blob_path(digest).read_bytes()
-        if sha256_digest(data) != digest:
+        if Digest.of(data) != digest:
             raise DigestMismatchError(digest, f"blob in {self.root} does not match its digest")
         return data
 
@@ -61,7 +62,7 @@ class RegistryTree:
             shutil.copyfile(source, target)
 
     def put_blob(self, data: bytes) -> str:
-        digest = sha256_digest(data)
+        digest = Digest.of(data)
         target = self.blob_path(digest)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -73,16 +74,16 @@ class RegistryTree:
         (path / "link").write_text(digest)
 
     def link_layer(self, repo: str, digest: str) -> None:
-        self._link(self.v2 / "repositories" / repo / "_layers" / "sha256" / digest.split(":")[1], digest)
+        self._link(self.v2 / "repositories" / repo / "_layers" / "sha256" / Digest.parse(digest).hex, digest)
 
     def link_revision(self, repo: str, digest: str) -> None:
         manifests = self.v2 / "repositories" / repo / "_manifests"
-        self._link(manifests / "revisions" / "sha256" / digest.split(":")[1], digest)
+        self._link(manifests / "revisions" / "sha256" / Digest.parse(digest).hex, digest)
 
     def tag(self, repo: str, tag: str, digest: str) -> None:
         tag_dir = self.v2 / "repositories" / repo / "_manifests" / "tags" / tag
         self._link(tag_dir / "current", digest)
-        self._link(tag_dir / "index" / "sha256" / digest.split(":")[1], digest)
+        self._link(tag_dir / "index" / "sha256" / Digest.parse(digest).hex, digest)
 
     def repositories(self) -> Iterator[str]:
         base = self.v2 / "repositories"
@@ -91,19 +92,19 @@ class RegistryTree:
         for manifests in sorted(base.rglob("_manifests")):
             yield str(manifests.parent.relative_to(base))
 
-    def tags(self, repo: str) -> dict[str, str]:
+    def tags(self, repo: str) -> dict[str, Digest]:
         tags_dir = self.v2 / "repositories" / repo / "_manifests" / "tags"
         if not tags_dir.is_dir():
             return {}
-        return {t.name: (t / "current" / "link").read_text().strip() for t in sorted(tags_dir.iterdir())}
+        return {t.name: Digest.parse((t / "current" / "link").read_text().strip()) for t in sorted(tags_dir.iterdir())}
 
-    def links(self, repo: str, kind: str) -> list[str]:
+    def links(self, repo: str, kind: str) -> list[Digest]:
         """Digests linked under ``_layers`` or ``_manifests/revisions``."""
         sub = "_layers" if kind == "layers" else "_manifests/revisions"
         base = self.v2 / "repositories" / repo / sub / "sha256"
         if not base.is_dir():
             return []
-        return sorted("sha256:" + p.name for p in base.iterdir())
+        return sorted(Digest.from_hex(p.name) for p in base.iterdir())
 
     def blobs(self) -> Iterator[tuple[str, Path]]:
         base = self.v2 / "blobs" / "sha256"
@@ -111,7 +112,7 @@ class RegistryTree:
             return
         for prefix in sorted(base.iterdir()):
             for blob in sorted(prefix.iterdir()):
-                yield "sha256:" + blob.name, blob / "data"
+                yield Digest.from_hex(blob.name), blob / "data"
 
     def manifest_json(self, digest: str) -> dict[str, Any]:
         return parse_json_blob(self.read_blob(digest), digest)
@@ -140,7 +141,7 @@ def merge_trees(out: Path, trees: list[Path]) -> dict[str, str]:
     served: dict[str, str] = {}
     repos = sorted({r for tree in sources for r in tree.repositories()})
     for repo in repos:
-        tags: dict[str, list[tuple[RegistryTree, str]]] = {}
+        tags: dict[str, list[tuple[RegistryTree, Digest]]] = {}
         for tree in sources:
             for digest in tree.links(repo, "layers"):
                 target.link_layer(repo, digest)
@@ -197,7 +198,7 @@ def _stamp(root: Path) -> None:
     os.utime(root, (0, 0))
 
 
-def _flatten(tree: RegistryTree, digest: str) -> list[Descriptor]:
+def _flatten(tree: RegistryTree, digest: Digest) -> list[Descriptor]:
     """The platform manifests a tag's digest stands for (an index is opened, one level)."""
     doc = tree.manifest_json(digest)
     media_type = doc.get("mediaType", "")

@@ -25,6 +25,7 @@ from sealer.oci.descriptor import (
     Descriptor,
     canonical_json,
 )
+from sealer.oci.digest import ALGORITHM
 from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.store.layout import Store
@@ -248,7 +249,7 @@ def list_images(store: Store) -> list[Image]:
 
 def find_by_id(store: Store, prefix: str) -> tuple[str, PlatformImage]:
     """Find a platform image by full id or a unique prefix (with or without ``sha256:``)."""
-    prefix = prefix.removeprefix("sha256:").lower()
+    prefix = prefix.removeprefix(f"{ALGORITHM}:").lower()
     if len(prefix) < 4 or any(c not in "0123456789abcdef" for c in prefix):
         raise ImageNotFoundError(f"image {prefix!r} not found: an id is at least 4 hex digits")
     matches: dict[str, tuple[str, PlatformImage]] = {}

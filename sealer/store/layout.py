@@ -41,9 +41,9 @@ from sealer.oci.descriptor import (
     MEDIA_INDEX,
     Descriptor,
     canonical_json,
-    check_digest,
     parse_json_blob,
 )
+from sealer.oci.digest import ALGORITHM, Digest
 
 CHUNK = 1024 * 1024
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
@@ -83,9 +83,9 @@ class BlobWriter:
         self.hasher = hashlib.sha256()
         self.size = 0
 
-    def commit(self, expected_digest: str | None = None, expected_size: int | None = None) -> str:
+    def commit(self, expected_digest: str | None = None, expected_size: int | None = None) -> Digest:
         self.file.close()
-        digest = "sha256:" + str(self.hasher.hexdigest())
+        digest = Digest.from_hasher(self.hasher)
         if expected_size is not None and self.size != expected_size:
             raise DigestMismatchError(expected_digest or digest, f"size is {self.size}, expected {expected_size}")
         if expected_digest is not None and digest != expected_digest:
@@ -177,7 +177,7 @@ class Store:
     # ---- blobs -------------------------------------------------------------------------
 
     def blob_path(self, digest: str) -> Path:
-        return self.blobs / check_digest(digest).split(":", 1)[1]
+        return self.blobs / Digest.parse(digest).hex
 
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
@@ -195,22 +195,22 @@ class Store:
             raise StoreError(f"blob {digest} is missing from the store") from err
         if len(data) > limit:
             raise DigestMismatchError(digest, f"is larger than {limit} bytes")
-        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        if Digest.of(data) != digest:
             raise DigestMismatchError(digest, "stored content does not match its digest")
         return data
 
     def read_json(self, digest: str) -> dict[str, Any]:
         return parse_json_blob(self.read_blob(digest), digest)
 
-    def put_bytes(self, data: bytes) -> str:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    def put_bytes(self, data: bytes) -> Digest:
+        digest = Digest.of(data)
         if not self.has_blob(digest):
             with self.new_blob() as w:
                 w.write(data)
                 w.commit(digest)
         return digest
 
-    def put_json(self, value: Any) -> tuple[str, int]:
+    def put_json(self, value: Any) -> tuple[Digest, int]:
         data = canonical_json(value)
         return self.put_bytes(data), len(data)
 
@@ -318,13 +318,13 @@ class Store:
         with self._flock("gc.lock", fcntl.LOCK_EX, blocking=blocking), self.names_lock():
             keep = self.reachable()
             for path in self.blobs.iterdir():
-                digest = "sha256:" + path.name
+                digest = f"{ALGORITHM}:{path.name}"
                 if digest not in keep:
                     checkpoint()
                     path.unlink()
                     removed.append(digest)
             for path in self.layers.iterdir():
-                if "sha256:" + path.name.split(".")[0] not in keep:
+                if f"{ALGORITHM}:{path.name.split('.')[0]}" not in keep:
                     checkpoint()
                     if path.is_dir():
                         # moved out first: a layer tree is either whole in layers/ or gone from it
@@ -347,13 +347,13 @@ class Store:
         checked = 0
         with self._flock("gc.lock", fcntl.LOCK_EX), self.names_lock():
             for path in sorted(self.blobs.iterdir()):
-                digest = "sha256:" + path.name
+                digest = f"{ALGORITHM}:{path.name}"
                 h = hashlib.sha256()
                 with open(path, "rb") as f:
                     while chunk := f.read(CHUNK):
                         h.update(chunk)
                 checked += 1
-                if "sha256:" + h.hexdigest() != digest:
+                if Digest.from_hasher(h) != digest:
                     problems.append(f"{digest}: content does not match its digest")
             for name, desc in sorted(self.names().items()):
                 stack = [desc]
