@@ -94,7 +94,7 @@ def run_cluster(store: Store, cluster: Cluster, reporter: Reporter, strict_host_
                         mounted_rootfs(store, image.for_platform(platform), mounts / platform.group_name)
                     )
             with reporter.task(f"running playbooks/run.yml on {len(cluster.hosts)} hosts"):
-                result = run_playbook("run.yml", cdir / "inventory.yaml", run_dir, reporter)
+                result = run_playbook("run", cdir / "inventory.yaml", run_dir, reporter)
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
         return RunResult(cluster, cdir, facts, result, image_ids)
@@ -180,7 +180,7 @@ def delete_hosts(store: Store, name: str | None, addresses: list[str] | None, re
     with cluster_lock(cdir):
         run_dir = cdir / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         with reporter.task(f"resetting {len(targets)} hosts"):
-            result = run_playbook("delete.yml", cdir / "inventory.yaml", run_dir, reporter, limit=",".join(targets))
+            result = run_playbook("delete", cdir / "inventory.yaml", run_dir, reporter, limit=",".join(targets))
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
         if not remaining:

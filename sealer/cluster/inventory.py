@@ -14,8 +14,6 @@ from sealer.cluster.clusterfile import Cluster
 from sealer.cluster.hosts import HostFacts
 from sealer.oci.platform import Platform
 
-REMOTE_DATA_DIR = "/var/lib/sealer/data"
-
 
 def platform_groups(facts: dict[str, HostFacts]) -> dict[Platform, list[str]]:
     groups: dict[Platform, list[str]] = {}
@@ -34,7 +32,6 @@ def build_inventory(
     all_vars: dict[str, Any] = {
         "sealer_cluster_name": cluster.name,
         "sealer_image": str(cluster.image),
-        "sealer_data_dir": f"{REMOTE_DATA_DIR}/{cluster.name}",
         "sealer_registry_host": cluster.registry_host,
         # a host that stops answering (link cut, host down) fails its task in ~30 s instead of hanging
         "ansible_ssh_common_args": (

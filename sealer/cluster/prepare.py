@@ -16,6 +16,7 @@ import yaml
 
 from sealer._fs import atomic_write
 from sealer.cluster.clusterfile import Cluster
+from sealer.cluster.collection import shared_defaults
 from sealer.cluster.hosts import HostFacts
 from sealer.cluster.registry_tls import ensure_registry_tls
 from sealer.errors import SealerError
@@ -23,9 +24,6 @@ from sealer.rootfs_cache.registry_tree import RegistryTree, merge_trees
 from sealer.store.image import Image, PlatformImage
 from sealer.store.layer import unpacked_layer
 from sealer.store.layout import Store
-
-DEFAULT_DOMAIN = "sea.hub"
-DEFAULT_PORT = 5000
 
 
 def read_from_layers(store: Store, image: PlatformImage, rel: str) -> bytes | None:
@@ -116,7 +114,7 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
         write_htpasswd(htpasswd, cluster.registry_username, cluster.registry_password)
     elif not cluster.registry_username and htpasswd.exists():
         os.unlink(htpasswd)
-    domain = str(settings.get("domain") or DEFAULT_DOMAIN)
+    domain = str(settings.get("domain") or shared_defaults()["sealer_registry_domain"])
     tls_vars = {"sealer_registry_ca": "", "sealer_registry_tls_cert": "", "sealer_registry_tls_key": ""}
     if cluster.registry_tls or settings.get("tls") is True:
         tls = ensure_registry_tls(cdir / "tls", cluster.name, domain, cluster.registry_host)
@@ -130,7 +128,7 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
     return {
         "sealer_registry_domain": domain,
         **tls_vars,
-        "sealer_registry_port": int(settings.get("port") or DEFAULT_PORT),
+        "sealer_registry_port": int(settings.get("port") or shared_defaults()["sealer_registry_port"]),
         "sealer_registry_source": str(tree),
         "sealer_registry_htpasswd": str(htpasswd) if htpasswd.exists() else "",
         "sealer_kubernetes_config": kubeadm_file,

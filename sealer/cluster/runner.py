@@ -9,15 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sealer.cluster.collection import collections_path
+from sealer.cluster.collection import playbook as collection_playbook
 from sealer.progress import Reporter
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 SSH_ARGS = (
     "-o ControlMaster=auto -o ControlPersist=60s -o ControlPath=~/.ansible/cp/%C"
     " -o Ciphers=^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 )
-PLAYBOOKS = Path(os.environ.get("SEALER_PLAYBOOKS", PROJECT_DIR / "playbooks"))
-ROLES = Path(os.environ.get("SEALER_ROLES", PROJECT_DIR / "roles"))
 
 
 @dataclass
@@ -108,7 +107,7 @@ def run_playbook(
     os.chmod(run_dir, 0o700)
     envvars = {
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "ANSIBLE_ROLES_PATH": str(ROLES),
+        "ANSIBLE_COLLECTIONS_PATH": str(collections_path(run_dir.parent)),
         "ANSIBLE_FORKS": "50",
         "ANSIBLE_PIPELINING": "True",
         # Ansible's default ssh_args carry -C: zlib caps every rootfs transfer at some 30 MB/s.
@@ -124,7 +123,7 @@ def run_playbook(
     }
     runner = ansible_runner.run(
         private_data_dir=str(run_dir),
-        playbook=str(PLAYBOOKS / playbook),
+        playbook=collection_playbook(playbook),
         inventory=str(inventory),
         envvars=envvars,
         extravars=extravars or {},

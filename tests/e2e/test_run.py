@@ -89,7 +89,7 @@ def test_second_run_changes_nothing(small: dict[str, object], run_store: Sealer,
 def own_playbook(inventory: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
     """A user's own playbook with sealer's inventory and roles: only the preflight role."""
     playbook = workdir / "own.yml"
-    playbook.write_text("- hosts: all\n  gather_facts: false\n  roles: [sealer_preflight]\n")
+    playbook.write_text("- hosts: all\n  gather_facts: false\n  roles: [sealer.cluster.sealer_preflight]\n")
     env = {**os.environ, "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_NOCOLOR": "1"}
     return subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)],
