@@ -27,7 +27,7 @@ lint: python-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/ansible-lint -q playbooks roles
+	$(BIN)/ansible-lint -q playbooks roles inventory
 
 unit: python-deps
 	$(BIN)/pytest -q tests/unit
