@@ -65,10 +65,40 @@ def check_platforms(image: Image, facts: dict[str, HostFacts]) -> dict[Platform,
     return {fact.platform: have[fact.platform] for fact in facts.values()}
 
 
-def run_cluster(store: Store, cluster: Cluster, reporter: Reporter, strict_host_keys: bool = False) -> RunResult:
+def host_list_changes(before: Cluster, after: Cluster) -> str:
+    """What a run would silently redefine, and the command that does it; empty when nothing."""
+    old = {h.address: h.role for h in before.hosts}
+    new = {h.address: h.role for h in after.hosts}
+    where = f" --cluster {after.name}"
+    changes = [
+        f"{a} is a {old[a]} of it, this run makes it a {new[a]} (sealer delete -{old[a][0]} {a}{where} first)"
+        for a in new
+        if a in old and old[a] != new[a]
+    ]
+    for role in ("master", "node"):
+        added = [a for a, r in new.items() if r == role and a not in old]
+        dropped = [a for a, r in old.items() if r == role and a not in new]
+        if added:
+            changes.append(f"this run adds {role} {','.join(added)} (sealer join -{role[0]} {','.join(added)}{where})")
+        if dropped:
+            changes.append(
+                f"this run leaves out {role} {','.join(dropped)} (sealer delete -{role[0]} {','.join(dropped)}{where})"
+            )
+    return "; ".join(changes)
+
+
+def run_cluster(
+    store: Store, cluster: Cluster, reporter: Reporter, strict_host_keys: bool = False, hosts_may_change: bool = False
+) -> RunResult:
+    """Run the cluster's image on its hosts. An existing cluster keeps its host list unless
+    ``hosts_may_change`` (join): a run naming other hosts is refused, saying which command does it."""
     image = get_image(store, cluster.image)
     cdir = clusters_dir(store) / cluster.name
     with cluster_lock(cdir):
+        if not hosts_may_change and (cdir / "Clusterfile").exists():
+            changes = host_list_changes(load_state(store, cluster.name), cluster)
+            if changes:
+                raise SealerError(f"cluster {cluster.name} exists with other hosts: {changes}")
         known = KnownHosts(cdir / "known_hosts", strict=strict_host_keys)
         with reporter.task(f"detecting the platform of {len(cluster.hosts)} hosts"):
             facts = detect(cluster.hosts, known)
@@ -161,7 +191,7 @@ def join_hosts(
         raise SealerError("join needs hosts: -m or -n")
     cluster.hosts = [*cluster.hosts, *new]
     check_hosts(cluster.hosts)
-    return run_cluster(store, cluster, reporter, strict_host_keys)
+    return run_cluster(store, cluster, reporter, strict_host_keys, hosts_may_change=True)
 
 
 def delete_hosts(store: Store, name: str | None, addresses: list[str] | None, reporter: Reporter) -> list[str]:

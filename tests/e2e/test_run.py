@@ -183,3 +183,20 @@ def test_changed_host_key_is_refused(run_store: Sealer, sandbox: Sandbox, small:
         assert f"{target}: host key changed" in proc.stderr
     finally:
         known.write_text(original)
+
+
+def test_a_run_with_other_hosts_does_not_redefine_the_cluster(
+    small: dict[str, object], run_store: Sealer, sandbox: Sandbox
+) -> None:
+    a, b, c = sandbox.hosts[0], sandbox.hosts[1], sandbox.hosts[2]
+    before = (cluster_dir(run_store, "small") / "Clusterfile").read_text()
+    proc = run_cluster(run_store, "small", [a], [b, c], check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert f"this run adds node {c.address} (sealer join -n {c.address} --cluster small)" in proc.stderr
+    proc = run_cluster(run_store, "small", [a, b], [], check=False)
+    assert f"{b.address} is a node of it, this run makes it a master" in proc.stderr, proc.stderr
+    proc = run_cluster(run_store, "small", [a], [], check=False)
+    assert f"this run leaves out node {b.address} (sealer delete -n {b.address} --cluster small)" in proc.stderr
+    assert (cluster_dir(run_store, "small") / "Clusterfile").read_text() == before
+    assert c.ssh("test -e /var/lib/sealer/data/small", check=False).returncode == 1

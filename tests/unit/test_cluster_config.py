@@ -149,3 +149,17 @@ def test_inventory_matches_golden_file(tmp_path: Path) -> None:
     assert set(groups["linux_arm64"]["hosts"]) == {"10.0.0.2", "10.0.0.3"}
     assert set(groups["linux_amd64"]["hosts"]) == {"10.0.0.1"}
     assert "passw" not in text
+
+
+def test_a_changed_host_list_is_named_with_the_command_that_does_it() -> None:
+    from sealer.cluster.deploy import host_list_changes
+
+    ssh = SSHConfig()
+    old = from_flags("img:1", "10.0.0.1", "10.0.0.2,10.0.0.3", ssh, "prod")
+    assert host_list_changes(old, from_flags("img:1", "10.0.0.1", "10.0.0.3,10.0.0.2", ssh, "prod")) == ""
+    changed = host_list_changes(old, from_flags("img:1", "10.0.0.1,10.0.0.2", "10.0.0.4", ssh, "prod"))
+    assert changed == (
+        "10.0.0.2 is a node of it, this run makes it a master (sealer delete -n 10.0.0.2 --cluster prod first); "
+        "this run adds node 10.0.0.4 (sealer join -n 10.0.0.4 --cluster prod); "
+        "this run leaves out node 10.0.0.3 (sealer delete -n 10.0.0.3 --cluster prod)"
+    )
