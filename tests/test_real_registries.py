@@ -40,6 +40,7 @@ OCI_NONDIST = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
 IN_TOTO = "application/vnd.in-toto+json"
 
 BOTH = "linux/amd64,linux/arm64"
+Completed = subprocess.CompletedProcess[str]
 ARM64 = ("arm64", "v8")
 AMD64 = ("amd64", "")
 ARMV7 = ("arm", "v7")
@@ -229,7 +230,7 @@ def context(tmp: Path, refs: list[str], name: str = "ctx") -> Path:
     return ctx
 
 
-def build(sealer: Sealer, tmp: Path, refs: list[str], *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def build(sealer: Sealer, tmp: Path, refs: list[str], *extra: str, check: bool = True) -> Completed:
     return sealer.run("build", "--platform", BOTH, "-t", "app:1", str(context(tmp, refs)), *extra, check=check)
 
 
@@ -250,9 +251,10 @@ def cluster_registry(sealer: Sealer, tmp_path: Path) -> Iterator[Any]:
     started: list[Registry] = []
 
     def serve(archs: tuple[str, ...] = ("amd64", "arm64")) -> str:
-        trees = [str(cache_tree(sealer, f"linux/{a}", tmp_path / "trees" / a)) for a in archs]
-        sealer.run("registry", "merge", str(tmp_path / "merged"), *trees, "--output", "json")
-        started.append(start_registry(tmp_path / "serve", storage=tmp_path / "merged"))
+        name = "-".join(archs)
+        trees = [str(cache_tree(sealer, f"linux/{a}", tmp_path / "trees" / name / a)) for a in archs]
+        sealer.run("registry", "merge", str(tmp_path / f"merged-{name}"), *trees, "--output", "json")
+        started.append(start_registry(tmp_path / f"serve-{name}", storage=tmp_path / f"merged-{name}"))
         return started[-1].address
 
     yield serve
@@ -273,7 +275,7 @@ def pulled(address: str, name: str, arch: str, into: Path) -> bytes:
     return (into / "manifest.json").read_bytes()
 
 
-def failure_lines(proc: subprocess.CompletedProcess[str], *needles: str) -> list[str]:
+def failure_lines(proc: Completed, *needles: str) -> list[str]:
     return [line for line in proc.stderr.splitlines() if all(n in line for n in needles)]
 
 
@@ -325,6 +327,23 @@ def test_single_docker_manifest_is_served_as_it_was(
     assert raw(address, f"{repo}:3") == image.data
 
 
+def test_a_one_platform_cluster_registry_serves_the_index_and_only_its_platform(
+    sealer: Sealer, hub: Upstream, cluster_registry: Any, tmp_path: Path
+) -> None:
+    repo = "library/onearch"
+    amd, arm = hub.image(repo, AMD64), hub.image(repo, ARM64)
+    top = hub.index(repo, "1", [entry(amd), entry(arm)], docker=True)
+    build(sealer, tmp_path, [f"docker.io/{repo}:1"])
+    address = cluster_registry(("amd64",))  # an amd64 cluster: only amd64's tree is merged
+    assert raw(address, f"{repo}:1") == top.data
+    assert pulled(address, f"{repo}:1", "amd64", tmp_path / "amd64") == amd.data
+    refused = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--override-os", "linux", "--override-arch", "arm64",
+         f"docker://{address}/{repo}:1"], capture_output=True, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0, "arm64's manifest is in an amd64 cluster's registry"
+
+
 # ---- index entries that are not images -------------------------------------------------------
 
 
@@ -334,7 +353,8 @@ def test_buildkit_attestation_manifests_are_not_taken_for_a_platform(
     repo = "foo/buildx"  # ghcr.io/foo/buildx, pushed by docker buildx with provenance on
     amd, arm = hub.image(repo, AMD64, kind="oci-gzip"), hub.image(repo, ARM64, kind="oci-gzip")
     atts = [hub.attestation(repo, amd), hub.attestation(repo, arm)]
-    top = hub.index(repo, "1", [attestation_entry(atts[0], amd), entry(amd), entry(arm), attestation_entry(atts[1], arm)])
+    entries = [attestation_entry(atts[0], amd), entry(amd), entry(arm), attestation_entry(atts[1], arm)]
+    top = hub.index(repo, "1", entries)
     build(sealer, tmp_path, [f"ghcr.io/{repo}:1"])
     for arch, image in (("amd64", amd), ("arm64", arm)):
         tree = cache_tree(sealer, f"linux/{arch}", tmp_path / "own" / arch)
@@ -358,7 +378,7 @@ def test_an_index_nested_in_an_index_is_followed(
     address = cluster_registry()
     assert raw(address, f"{repo}:v1") == top.data
     assert raw(address, f"{repo}@{inner.digest}") == inner.data
-    for arch, image in (("amd64", amd), ("arm64", arm)):
+    for image in (amd, arm):
         assert raw(address, f"{repo}@{image.digest}") == image.data
 
 
