@@ -113,5 +113,14 @@ class NotFoundError(RegistryError):
     """A registry has no such repository, tag or blob."""
 
 
+class ManifestTooLargeError(RegistryError):
+    """A registry served a manifest larger than sealer reads (4 MiB, as registries limit them)."""
+
+
+class UncacheableImageError(SealerError):
+    """An image the rootfs cache refuses to hold (non-distributable layers, an index nested too
+    deep), refused whole before any of its blobs is fetched."""
+
+
 class ArchiveError(SealerError):
     """An archive that cannot be loaded, and why; nothing of it was kept."""

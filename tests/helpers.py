@@ -90,9 +90,10 @@ def free_port() -> int:
 
 
 def start_registry(
-    root: Path, user: str | None = None, password: str | None = None, storage: Path | None = None
+    root: Path, user: str | None = None, password: str | None = None, storage: Path | None = None, extra: str = ""
 ) -> Registry:
-    """``storage``: serve an existing registry tree as it is (default: a new one under root)."""
+    """``storage``: serve an existing registry tree as it is (default: a new one under root);
+    ``extra``: more top-level sections of the registry's config.yml."""
     import time
     import urllib.error
     import urllib.request
@@ -109,7 +110,7 @@ def start_registry(
     (root / "config.yml").write_text(
         "version: 0.1\nlog:\n  level: error\n"
         f"storage:\n  filesystem:\n    rootdirectory: {storage or root / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n  secret: sealer-tests\n{auth}"
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: sealer-tests\n{auth}{extra}"
     )
     proc = subprocess.Popen(
         ["docker-registry", "serve", str(root / "config.yml")],

@@ -118,6 +118,10 @@ def test_every_referenced_image_is_listed_and_cached_per_platform(built: Sealer,
             digest = link.read_text()
             data = tree / "docker/registry/v2/blobs/sha256" / digest[7:9] / digest[7:] / "data"
             manifest = json.loads(data.read_bytes())
+            if "manifests" in manifest:  # the upstream index as it was served: this platform's entry
+                digest = next(m["digest"] for m in manifest["manifests"] if m["platform"]["architecture"] == arch)
+                data = tree / "docker/registry/v2/blobs/sha256" / digest[7:9] / digest[7:] / "data"
+                manifest = json.loads(data.read_bytes())
             config = manifest["config"]["digest"]
             cfg = json.loads(
                 (tree / "docker/registry/v2/blobs/sha256" / config[7:9] / config[7:] / "data").read_bytes()
@@ -134,7 +138,12 @@ def test_only_that_platforms_blobs_are_in_each_layer(built: Sealer, tmp_path: Pa
     for arch in ("amd64", "arm64"):
         _doc, blob = cache_layer(built, "app:1", f"linux/{arch}")
         with tarfile.open(blob) as tar:
-            blobs[arch] = {m.name.split("/")[-2] for m in tar.getmembers() if m.name.endswith("/data")}
+            blobs[arch] = {
+                m.name.split("/")[-2]
+                for m in tar.getmembers()
+                # an upstream index is in every platform's tree: it lists the platforms, holds none
+                if m.name.endswith("/data") and b'"manifests"' not in tar.extractfile(m).read()  # type: ignore[union-attr]
+            }
     assert blobs["amd64"] and blobs["arm64"]
     assert not blobs["amd64"] & blobs["arm64"], "an amd64 blob in the arm64 cache, or the other way round"
 
@@ -150,7 +159,10 @@ def test_merged_registry_serves_both_platforms(built: Sealer, tmp_path: Path) ->
     again = built.json("registry", "merge", str(tmp_path / "merged2"), *trees, "--output", "json")
     assert again == served, "merging is deterministic"
     # the data is linked, not copied
-    source_blob = next((Path(trees[1]) / "docker/registry/v2/blobs/sha256").rglob("data"))
+    source_blob = next(  # one of arm64's own (the upstream indexes are in both trees)
+        b for b in (Path(trees[1]) / "docker/registry/v2/blobs/sha256").rglob("data")
+        if not (Path(trees[0]) / b.relative_to(trees[1])).exists()
+    )  # fmt: skip
     merged_blob = merged / source_blob.relative_to(trees[1])
     assert merged_blob.stat().st_ino == source_blob.stat().st_ino
     reg = start_registry(tmp_path / "serve", storage=merged)  # a stock docker-registry, the tree as it is

@@ -35,7 +35,7 @@ from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.progress import Reporter, SilentReporter
 from sealer.rootfs_cache.registry_tree import RegistryTree
-from sealer.rootfs_cache.scan import collect, scan_rootfs
+from sealer.rootfs_cache.scan import collect, scan_rootfs, served_path_clashes
 from sealer.store.image import (
     ImageConfig,
     Layer,
@@ -180,7 +180,12 @@ class Builder:
                     config.layers.append(layer)
         refs = [r for r in self._images_to_cache(opts) if r not in config.images]
         if refs:
-            config.layers.append(self._cache_layer(opts, refs, platform, config, result))
+            clashes = served_path_clashes([*config.images, *refs])
+            if clashes:
+                raise BuildError("\n".join(clashes))
+            cache_layer = self._cache_layer(opts, refs, platform, config, result)
+            if cache_layer is not None:
+                config.layers.append(cache_layer)
             config.images = sorted({*config.images, *refs})
         old = previous.get(platform)
         if old is not None and old.config.content_key() == config.content_key():
@@ -347,8 +352,9 @@ class Builder:
 
     def _cache_layer(
         self, opts: BuildOptions, refs: list[str], platform: Platform, config: ImageConfig, result: BuildResult
-    ) -> Layer:
-        """The ``BASE``/``rootfs cache`` layer: this platform's images in a registry tree."""
+    ) -> Layer | None:
+        """The ``BASE``/``rootfs cache`` layer: this platform's images in a registry tree (none
+        when not one of them resolved for this platform: the build fails, or warns, for them)."""
         from sealer.rootfs_cache.fetch import ImageCache  # the HTTP client is loaded only when images are fetched
 
         if self._image_cache is None:
@@ -361,7 +367,9 @@ class Builder:
             if not opts.allow_missing_images:
                 self._missing += [f"{platform}: {m}" for m in missing]
             config.warnings += [f"missing image: {m}" for m in missing]
-        key = _key("CACHE", str(platform), sorted((r.ref, r.digest) for r in resolved))
+        if not resolved:
+            return None
+        key = _key("CACHE", str(platform), sorted((r.ref, r.top, r.digest) for r in resolved))
         cached = None if opts.no_cache else self.cache.get(key)
         if cached:
             result.layers_cached += 1

@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import requests
 
 from sealer.distribution.config import RegistryConfig, is_loopback, load_credentials
-from sealer.errors import AuthError, DigestMismatchError, NotFoundError, RegistryError
+from sealer.errors import AuthError, DigestMismatchError, ManifestTooLargeError, NotFoundError, RegistryError
 from sealer.oci.descriptor import INDEX_TYPES, MANIFEST_TYPES, MAX_JSON_BLOB
 from sealer.oci.digest import Digest
 from sealer.store.layout import CHUNK, BlobWriter
@@ -290,7 +290,7 @@ def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
         out += chunk
         if len(out) > limit:
             resp.close()
-            raise RegistryError(f"{what}: manifest is larger than {limit} bytes")
+            raise ManifestTooLargeError(f"{what}: manifest is larger than {limit // 1024 // 1024} MiB")
     return bytes(out)
 
 

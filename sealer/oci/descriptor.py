@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sealer.errors import DigestMismatchError
+from sealer.errors import DigestMismatchError, InvalidPlatformError
 from sealer.oci.digest import Digest
 from sealer.oci.platform import Platform
 
@@ -20,9 +20,14 @@ DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+jso
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_LAYER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+OCI_NONDISTRIBUTABLE_PREFIX = "application/vnd.oci.image.layer.nondistributable."
 INDEX_TYPES = (MEDIA_INDEX, DOCKER_MANIFEST_LIST)
 MANIFEST_TYPES = (MEDIA_MANIFEST, DOCKER_MANIFEST)
 
+# BuildKit lists attestations (provenance, SBOM) in an image's index as manifests for
+# platform unknown/unknown that carry this annotation
+ANNOTATION_REFERENCE_TYPE = "vnd.docker.reference.type"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
 
@@ -76,3 +81,38 @@ def parse_json_blob(data: bytes, digest: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DigestMismatchError(digest, "is not a JSON object")
     return value
+
+
+def is_non_distributable(media_type: str) -> bool:
+    """Docker's foreign layers and OCI's non-distributable ones: their licence keeps them to the
+    URLs their descriptor names, so they are not copied from registry to registry."""
+    return media_type == DOCKER_LAYER_FOREIGN or media_type.startswith(OCI_NONDISTRIBUTABLE_PREFIX)
+
+
+def index_entries(doc: dict[str, Any], where: str) -> list[Descriptor]:
+    """The entries of an image index (or Docker manifest list) that are images or nested indexes.
+
+    Left out: attestations (BuildKit's provenance and SBOM manifests), entries whose platform no
+    runtime of ours would take (``unknown/unknown``, an architecture sealer has no name for),
+    and entries that are neither manifests nor indexes (artifacts). A manifest entry without a
+    platform is kept with ``platform`` None.
+    """
+    manifests = doc.get("manifests")
+    if not isinstance(manifests, list):
+        raise DigestMismatchError(where, "is an index without a manifests list")
+    out: list[Descriptor] = []
+    for raw in manifests:
+        if not isinstance(raw, dict):
+            raise DigestMismatchError(where, "has an index entry that is not a JSON object")
+        annotations = raw.get("annotations")
+        if isinstance(annotations, dict) and ANNOTATION_REFERENCE_TYPE in annotations:
+            continue
+        media_type = raw.get("mediaType") or MEDIA_MANIFEST
+        if media_type not in (*INDEX_TYPES, *MANIFEST_TYPES):
+            continue
+        try:
+            desc = Descriptor.from_json(raw, where)
+        except InvalidPlatformError:
+            continue
+        out.append(Descriptor(media_type, desc.digest, desc.size, desc.platform, desc.annotations))
+    return out

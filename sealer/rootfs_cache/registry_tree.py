@@ -8,9 +8,10 @@ A stock ``docker-registry`` serves such a tree as it is::
     registry/docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/current/link
     registry/docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/index/sha256/<hex>/link
 
-``merge_trees`` unions several such trees without copying blob data (hard links), turning a
-tag present with different manifests in several trees into one OCI image index whose entries
-carry each manifest's platform.
+``merge_trees`` unions several such trees without copying blob data (hard links). A tag that
+every tree points at the same digest (an upstream index, as the rootfs cache keeps it) is
+served as it is; a tag present with different manifests in several trees becomes one OCI image
+index whose entries carry each manifest's platform.
 """
 
 from __future__ import annotations
@@ -23,11 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from sealer.errors import DigestMismatchError, RegistryTreeError
-from sealer.oci.descriptor import INDEX_TYPES, MEDIA_INDEX, Descriptor, canonical_json, parse_json_blob
+from sealer.oci.descriptor import (
+    INDEX_TYPES,
+    MEDIA_INDEX,
+    MEDIA_MANIFEST,
+    Descriptor,
+    canonical_json,
+    index_entries,
+    parse_json_blob,
+)
 from sealer.oci.digest import Digest
 from sealer.oci.platform import Platform
 
 V2 = Path("docker") / "registry" / "v2"
+MAX_NESTING = 4  # indexes inside indexes, as deep as they are followed
 
 
 class RegistryTree:
@@ -198,12 +208,27 @@ def _stamp(root: Path) -> None:
     os.utime(root, (0, 0))
 
 
-def _flatten(tree: RegistryTree, digest: Digest) -> list[Descriptor]:
-    """The platform manifests a tag's digest stands for (an index is opened, one level)."""
+def _flatten(tree: RegistryTree, digest: Digest, depth: int = 0) -> list[Descriptor]:
+    """The platform manifests ``tree`` holds that a tag's digest stands for.
+
+    An index is opened (and indexes nested in it); its entries the tree does not hold (other
+    platforms' images, attestations) are left out, so the index made from them lists only what
+    the merged tree serves.
+    """
     doc = tree.manifest_json(digest)
     media_type = doc.get("mediaType", "")
-    if media_type in INDEX_TYPES:
-        return [Descriptor.from_json(m, digest) for m in doc.get("manifests") or [] if m.get("platform")]
+    if media_type in INDEX_TYPES or (not media_type and "manifests" in doc):
+        out: list[Descriptor] = []
+        for desc in index_entries(doc, digest):
+            if not tree.has_blob(desc.digest):
+                continue
+            if desc.media_type in INDEX_TYPES:
+                if depth < MAX_NESTING:
+                    out += _flatten(tree, desc.digest, depth + 1)
+            elif desc.platform is not None:
+                out.append(desc)
+            else:
+                out += _flatten(tree, desc.digest, depth + 1)
+        return out
     data = tree.read_blob(digest)
-    return [Descriptor(media_type or "application/vnd.oci.image.manifest.v1+json", digest, len(data),
-                       _platform_of(tree, digest))]  # fmt: skip
+    return [Descriptor(media_type or MEDIA_MANIFEST, digest, len(data), _platform_of(tree, digest))]

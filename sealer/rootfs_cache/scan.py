@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from sealer.errors import InvalidReferenceError, KubefileError
-from sealer.oci.reference import Reference
+from sealer.oci.reference import DOCKER_HUB, Reference
 
 
 def normalize(text: str, where: str) -> str:
@@ -139,3 +139,23 @@ def _ignored(ref: str, pattern: str) -> bool:
         return normalize(pattern, "--ignore-image") == ref
     except KubefileError:
         return False
+
+
+def served_path_clashes(refs: Iterable[str]) -> list[str]:
+    """One line per repository path that two registries' references share.
+
+    The cluster registry serves every image under its repository path alone (hosts reach it in
+    place of every registry), so ``docker.io/foo/app`` and ``quay.io/foo/app`` would be one
+    repository there, each served under the other's name.
+    """
+    first: dict[str, Reference] = {}
+    lines: list[str] = []
+    for text in sorted(set(refs)):
+        ref = Reference.parse(text)
+        seen = first.setdefault(ref.repository, ref)
+        if (seen.registry or DOCKER_HUB) != (ref.registry or DOCKER_HUB):
+            lines.append(
+                f"{seen} and {ref} would both be served as {ref.repository} by the cluster registry: "
+                "keep one of them, or copy one to another repository path and name that"
+            )
+    return lines
