@@ -110,8 +110,6 @@ def print_yaml(value: Any) -> None:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
 
     BlockDumper.add_representer(str, str_presenter)
-    # str subclasses too (Digest): SafeDumper otherwise matches representers by exact type only
-    BlockDumper.add_multi_representer(str, str_presenter)
     sys.stdout.write(yaml.dump(value, Dumper=BlockDumper, sort_keys=False, default_flow_style=False))
 
 
