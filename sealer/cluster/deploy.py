@@ -25,6 +25,7 @@ from sealer.cluster.inventory import build_inventory, dump_inventory, platform_g
 from sealer.cluster.prepare import prepare
 from sealer.cluster.runner import PlaybookResult, run_playbook
 from sealer.errors import DeployError, HostError, HostsError, SealerError
+from sealer.names import check_name
 from sealer.oci.platform import Platform
 from sealer.progress import Reporter
 from sealer.store.image import Image, get_image
@@ -66,8 +67,8 @@ def check_platforms(image: Image, facts: dict[str, HostFacts]) -> dict[Platform,
 
 
 def run_cluster(store: Store, cluster: Cluster, reporter: Reporter, strict_host_keys: bool = False) -> RunResult:
+    cdir = clusters_dir(store) / check_name(cluster.name, "cluster")
     image = get_image(store, cluster.image)
-    cdir = clusters_dir(store) / cluster.name
     with cluster_lock(cdir):
         known = KnownHosts(cdir / "known_hosts", strict=strict_host_keys)
         with reporter.task(f"detecting the platform of {len(cluster.hosts)} hosts"):
@@ -136,7 +137,8 @@ def cluster_names(store: Store) -> list[str]:
 def resolve_name(store: Store, name: str | None) -> str:
     """The cluster meant: the one named, or the only one there is."""
     names = cluster_names(store)
-    if name:
+    if name is not None:
+        check_name(name, "cluster", "--cluster")
         if name not in names:
             raise SealerError(f"no cluster named {name} (clusters: {', '.join(names) or 'none'})")
         return name
@@ -146,7 +148,7 @@ def resolve_name(store: Store, name: str | None) -> str:
 
 
 def load_state(store: Store, name: str) -> Cluster:
-    return parse_clusterfile(clusters_dir(store) / name / "Clusterfile")
+    return parse_clusterfile(clusters_dir(store) / check_name(name, "cluster") / "Clusterfile")
 
 
 def join_hosts(
@@ -206,6 +208,8 @@ class ClusterSummary:
 
 
 def list_clusters(store: Store, name: str | None = None) -> list[ClusterSummary]:
+    if name is not None:
+        check_name(name, "cluster", "--cluster")
     out = []
     for cluster_name in cluster_names(store):
         if name and cluster_name != name:
