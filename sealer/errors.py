@@ -20,11 +20,11 @@ class UsageError(SealerError):
 
 
 class KubefileError(SealerError):
-    """A Kubefile problem (or one in a file the build reads), located at ``file:line``; line 0
-    when no line can be named (then only the file is)."""
+    """A Kubefile problem (or one in a file the build reads), located at ``file:line``
+    (line 0: the file as a whole)."""
 
     def __init__(self, path: str, line: int, message: str) -> None:
-        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+        super().__init__(f"{path}:{line}: {message}")
         self.path = path
         self.line = line
         self.message = message
