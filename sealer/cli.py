@@ -100,7 +100,7 @@ def inspect(target: str, platform: str | None) -> None:
 @PLATFORM
 @OUTPUT
 def rmi(names: tuple[str, ...], platform: str | None, output: str) -> None:
-    """Remove images (every platform, or only --platform ones)."""
+    """Remove images by name or id (every platform, or only --platform ones); all are checked first."""
     from sealer.commands import rmi as cmd
 
     cmd.run(list(names), platform, output)
@@ -110,7 +110,7 @@ def rmi(names: tuple[str, ...], platform: str | None, output: str) -> None:
 @click.argument("source")
 @click.argument("target")
 def tag(source: str, target: str) -> None:
-    """Give an image another name."""
+    """Give an image (a name, or an id: that platform image) another name."""
     from sealer.commands import tag as cmd
 
     cmd.run(source, target)
@@ -121,13 +121,18 @@ INSECURE = click.option("--insecure", is_flag=True, help="Plain HTTP to this reg
 
 @cli.command()
 @click.option(
-    "-o", "--output-file", "archive", required=True, type=click.Path(dir_okay=False), help="The tar to write."
+    "-o",
+    "--output-file",
+    "archive",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The tar to write, or - for standard output.",
 )
 @click.argument("names", nargs=-1, required=True)
 @PLATFORM
 @click.option("--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def save(archive: str, names: tuple[str, ...], platform: str | None, output: str) -> None:
-    """Save images as an OCI archive (every platform, or only --platform ones)."""
+    """Save images (names or ids) as an OCI archive; -o - writes it to standard output."""
     from sealer.commands import archive_io as cmd
 
     cmd.save(archive, list(names), platform, output)
@@ -146,13 +151,17 @@ def load(archive: str, output: str) -> None:
 @cli.command()
 @click.argument("name")
 @PLATFORM
+@click.option(
+    "--replace-index", is_flag=True,
+    help="With --platform: the tag names only these platforms (default: they join the registry's index).",
+)  # fmt: skip
 @INSECURE
 @OUTPUT
-def push(name: str, platform: str | None, insecure: bool, output: str) -> None:
-    """Push an image (every platform, or only --platform ones) to its registry."""
+def push(name: str, platform: str | None, replace_index: bool, insecure: bool, output: str) -> None:
+    """Push an image (every platform, or only --platform ones) to its registry; NAME may be an image id."""
     from sealer.commands import remote as cmd
 
-    cmd.push(name, platform, insecure, output)
+    cmd.push(name, platform, insecure, replace_index, output)
 
 
 @cli.command()
@@ -286,12 +295,17 @@ def registry() -> None:
 @registry.command("merge")
 @click.argument("out", type=click.Path(file_okay=False))
 @click.argument("trees", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option(
+    "--replace", is_flag=True, help="Replace OUT when it exists and is not empty (after the new one is made)."
+)
 @OUTPUT
-def registry_merge(out: str, trees: tuple[str, ...], output: str) -> None:
-    """Merge registry trees into OUT: tags found in several become multi-arch indexes."""
+def registry_merge(out: str, trees: tuple[str, ...], replace: bool, output: str) -> None:
+    """Merge registry trees into a new OUT: tags found in several become multi-arch indexes.
+
+    OUT is made beside its final place and renamed in; it may be no input, nor inside one."""
     from sealer.commands import registry as cmd
 
-    cmd.merge(out, list(trees), output)
+    cmd.merge(out, list(trees), replace, output)
 
 
 @cli.group()

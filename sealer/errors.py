@@ -20,7 +20,8 @@ class UsageError(SealerError):
 
 
 class KubefileError(SealerError):
-    """A Kubefile problem, located at ``file:line``."""
+    """A Kubefile problem (or one in a file the build reads), located at ``file:line``
+    (line 0: the file as a whole)."""
 
     def __init__(self, path: str, line: int, message: str) -> None:
         super().__init__(f"{path}:{line}: {message}")
@@ -34,11 +35,21 @@ class InvalidReferenceError(SealerError):
 
 
 class InvalidPlatformError(SealerError):
-    """A platform string that does not parse."""
+    """A platform string that does not parse, or one a build cannot honour."""
+
+
+class InvalidNameError(SealerError):
+    """A cluster or sandbox name that is no DNS label (such names become paths)."""
+
+    exit_code = 2
 
 
 class ImageNotFoundError(SealerError):
     """No image of that name or id in the store."""
+
+
+class AmbiguousImageError(ImageNotFoundError):
+    """An id prefix (or an id several names hold) that stands for more than one image."""
 
 
 class PlatformNotFoundError(SealerError):

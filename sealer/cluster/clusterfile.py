@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from sealer.errors import ClusterfileError
+from sealer.names import check_name
 from sealer.oci.reference import Reference
 
 API_VERSION = "sealer.cloud/v2"
@@ -112,7 +113,7 @@ def from_flags(
     if nodes:
         hosts += [Host(a, "node", ssh) for a in parse_address_list(nodes, "-n")]
     check_hosts(hosts)
-    return Cluster(name, Reference.parse(image), ssh, hosts, registry=registry)
+    return Cluster(check_name(name, "cluster"), Reference.parse(image), ssh, hosts, registry=registry)
 
 
 # ---- the Clusterfile ---------------------------------------------------------------------
@@ -209,6 +210,7 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
         raise ClusterfileError(f"{display}:{line}: apiVersion must be {API_VERSION}, not {data.get('apiVersion')!r}")
     spec = data.get("spec") or {}
     name = (data.get("metadata") or {}).get("name") or (defaults.name if defaults else "my-cluster")
+    check_name(str(name), "cluster", f"{display}:{_line_of(node, 'metadata', 'name') or line}")
     image_text = spec.get("image") or (str(defaults.image) if defaults else None)
     if not image_text:
         raise ClusterfileError(f"{display}:{line}: spec.image is required")
@@ -267,6 +269,17 @@ def _registry_spec(value: Any, display: str) -> tuple[str | None, str | None, st
     if not isinstance(tls, bool):
         raise ClusterfileError(f"{display}: spec.registry.tls is true or false, not {tls!r}")
     return host, user, password, tls
+
+
+def _line_of(node: yaml.Node, *keys: str) -> int | None:
+    """The line (1-based) of the value at ``keys`` in a mapping node, when it is there."""
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        node = next((v for k, v in node.value if k.value == key), None)  # type: ignore[assignment]
+        if node is None:
+            return None
+    return int(node.start_mark.line) + 1
 
 
 def _kind(node: yaml.Node) -> str | None:

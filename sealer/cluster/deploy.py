@@ -25,6 +25,7 @@ from sealer.cluster.inventory import build_inventory, dump_inventory, platform_g
 from sealer.cluster.prepare import prepare
 from sealer.cluster.runner import PlaybookResult, run_playbook
 from sealer.errors import DeployError, HostError, HostsError, SealerError
+from sealer.names import check_name
 from sealer.oci.platform import Platform
 from sealer.progress import Reporter
 from sealer.store.image import Image, get_image
@@ -92,8 +93,8 @@ def run_cluster(
 ) -> RunResult:
     """Run the cluster's image on its hosts. An existing cluster keeps its host list unless
     ``hosts_may_change`` (join): a run naming other hosts is refused, saying which command does it."""
+    cdir = clusters_dir(store) / check_name(cluster.name, "cluster")
     image = get_image(store, cluster.image)
-    cdir = clusters_dir(store) / cluster.name
     with cluster_lock(cdir):
         if not hosts_may_change and (cdir / "Clusterfile").exists():
             changes = host_list_changes(load_state(store, cluster.name), cluster)
@@ -166,7 +167,8 @@ def cluster_names(store: Store) -> list[str]:
 def resolve_name(store: Store, name: str | None) -> str:
     """The cluster meant: the one named, or the only one there is."""
     names = cluster_names(store)
-    if name:
+    if name is not None:
+        check_name(name, "cluster", "--cluster")
         if name not in names:
             raise SealerError(f"no cluster named {name} (clusters: {', '.join(names) or 'none'})")
         return name
@@ -176,7 +178,7 @@ def resolve_name(store: Store, name: str | None) -> str:
 
 
 def load_state(store: Store, name: str) -> Cluster:
-    return parse_clusterfile(clusters_dir(store) / name / "Clusterfile")
+    return parse_clusterfile(clusters_dir(store) / check_name(name, "cluster") / "Clusterfile")
 
 
 def join_hosts(
@@ -236,6 +238,8 @@ class ClusterSummary:
 
 
 def list_clusters(store: Store, name: str | None = None) -> list[ClusterSummary]:
+    if name is not None:
+        check_name(name, "cluster", "--cluster")
     out = []
     for cluster_name in cluster_names(store):
         if name and cluster_name != name:

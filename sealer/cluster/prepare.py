@@ -90,7 +90,7 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
     tree = cdir / "registry"
     trees = registry_trees(store, images)
     if trees:
-        merge_trees(tree, trees)
+        merge_trees(tree, trees, replace=True)  # the cluster's own tree, made by an earlier run
     else:
         RegistryTree(tree).v2.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {}

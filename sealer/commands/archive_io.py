@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -9,24 +10,33 @@ from sealer.commands._output import RichReporter, info, print_json
 from sealer.distribution import archive
 from sealer.errors import UsageError
 from sealer.oci.platform import Platform
-from sealer.oci.reference import Reference
+from sealer.store.image import select
 from sealer.store.layout import Store
 
 
-def _platforms(text: str | None) -> list[Platform] | None:
-    return Platform.parse_list(text) if text else None
-
-
 def save(output_path: str, names: list[str], platforms: str | None, output: str) -> None:
+    """``-o -`` writes the tar to standard output; what is said for people goes to stderr."""
     store = Store.open()
-    result = archive.save(
-        store, [Reference.parse(n) for n in names], _platforms(platforms), Path(output_path),
-        RichReporter(quiet=output == "json"),
-    )  # fmt: skip
-    if output == "json":
-        print_json({"archive": output_path, "images": result.names, "blobs": result.blobs, "bytes": result.bytes})
+    plats = Platform.parse_list(platforms) if platforms is not None else None
+    selections = [select(store, n, plats) for n in names]
+    reporter = RichReporter(quiet=output == "json")
+    if output_path == "-":
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write an archive to a terminal: redirect standard output or give -o FILE")
+        result = archive.save(store, selections, None, reporter, stream=sys.stdout.buffer)
+        where = "standard output"
     else:
-        info(f"saved {', '.join(result.names)} to {output_path}: {result.blobs} blobs, {result.bytes} bytes")
+        result = archive.save(store, selections, Path(output_path), reporter)
+        where = output_path
+    if output == "json":
+        # the archive has standard output: the summary goes to stderr
+        summary = {"archive": output_path, "images": result.names, "blobs": result.blobs, "bytes": result.bytes}
+        if output_path == "-":
+            info(json.dumps(summary))
+        else:
+            print_json(summary)
+    else:
+        info(f"saved {', '.join(result.names)} to {where}: {result.blobs} blobs, {result.bytes} bytes")
 
 
 def load(input_path: str, output: str) -> None:

@@ -27,8 +27,8 @@ def run(
     opts = BuildOptions(
         kubefile=Path(kubefile) if kubefile else ctx / "Kubefile",
         context=ctx,
-        tag=Reference.parse(tag),
-        platforms=Platform.parse_list(platforms) if platforms else [Platform.host()],
+        tag=Reference.parse_target(tag),
+        platforms=Platform.parse_build_list(platforms) if platforms is not None else [Platform.host()],
         build_args=build_args,
         no_cache=no_cache,
         image_lists=[Path(p) for p in image_lists],

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from sealer.commands._output import print_json, print_yaml
-from sealer.errors import ImageNotFoundError, InvalidReferenceError
+from sealer.errors import AmbiguousImageError, ImageNotFoundError, InvalidReferenceError
 from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.store.image import CLUSTERFILE_ANNOTATION, Image, PlatformImage, find_by_id, get_image
@@ -86,6 +86,8 @@ def run(target: str, platform: str | None) -> None:
         return
     try:
         name, plat = find_by_id(store, target)
+    except AmbiguousImageError:
+        raise
     except ImageNotFoundError as err:
         raise ImageNotFoundError(f"image {target} not found: no such name or id") from err
     if platform and plat.platform != Platform.parse(platform):

@@ -15,7 +15,8 @@ from sealer.store.layout import Store
 
 def merge(names: list[str], tag: str, platforms: str | None, insecure: bool, output: str) -> None:
     store = Store.open()
-    plats = (Platform.parse_list(platforms) if platforms else None) or [Platform.host()]
+    plats = Platform.parse_build_list(platforms) if platforms is not None else [Platform.host()]
+    target = Reference.parse_target(tag)
     config = registry_config(store)
     images = []
     for name in names:
@@ -27,7 +28,7 @@ def merge(names: list[str], tag: str, platforms: str | None, insecure: bool, out
                 config.insecure.add(transfer.remote(ref, config)[0])
             transfer.pull(store, ref, plats, config, RichReporter(quiet=output == "json"))
             images.append(get_image(store, ref))
-    results = merge_images(store, images, Reference.parse(tag), plats)
+    results = merge_images(store, images, target, plats)
     if output == "json":
         print_json({"name": tag, "manifests": [{"id": r.id, "platform": r.platform.to_oci()} for r in results]})
     else:

@@ -10,11 +10,12 @@ from sealer.distribution.config import RegistryConfig, registry_config
 from sealer.errors import UsageError
 from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
+from sealer.store.image import select
 from sealer.store.layout import Store
 
 
 def _platforms(text: str | None) -> list[Platform] | None:
-    return Platform.parse_list(text) if text else None
+    return Platform.parse_list(text) if text is not None else None
 
 
 def _remote(name: str, insecure: bool) -> tuple[Store, Reference, RegistryConfig]:
@@ -26,14 +27,21 @@ def _remote(name: str, insecure: bool) -> tuple[Store, Reference, RegistryConfig
     return store, ref, config
 
 
-def push(name: str, platforms: str | None, insecure: bool, output: str) -> None:
-    store, ref, config = _remote(name, insecure)
-    result = transfer.push(store, ref, _platforms(platforms), config, RichReporter(quiet=output == "json"))
+def push(name: str, platforms: str | None, insecure: bool, replace_index: bool, output: str) -> None:
+    store = Store.open()
+    plats = Platform.parse_list(platforms) if platforms is not None else None
+    selection = select(store, name, plats)  # a name, or an image id (then that one platform)
+    ref = Reference.parse(selection.image.name)
+    config = registry_config(store)
+    if insecure:
+        config.insecure.add(transfer.remote(ref, config)[0])
+    result = transfer.push(store, ref, selection.platforms, config, RichReporter(quiet=output == "json"), replace_index)
     if output == "json":
         print_json(result.__dict__)
     else:
         info(f"pushed {result.target}: {result.uploaded} uploaded, {result.mounted} mounted, "
-             f"{result.skipped} already there")  # fmt: skip
+             f"{result.skipped} already there"
+             + (f"; kept {', '.join(result.kept)} of the registry's index" if result.kept else ""))  # fmt: skip
 
 
 def pull(name: str, platforms: str | None, insecure: bool, output: str) -> None:

@@ -3,18 +3,16 @@ from __future__ import annotations
 from sealer.commands._output import info, print_json
 from sealer.errors import StoreBusyError
 from sealer.oci.platform import Platform
-from sealer.oci.reference import Reference
-from sealer.store.image import remove_image
+from sealer.store.image import remove_images, select
 from sealer.store.layout import Store
 
 
 def run(names: list[str], platforms: str | None, output: str) -> None:
     store = Store.open()
-    plats = Platform.parse_list(platforms) if platforms else None
-    refs = [Reference.parse(n) for n in names]
-    removed: dict[str, list[str]] = {}
-    for ref in refs:
-        removed[str(ref)] = remove_image(store, ref, plats)
+    plats = Platform.parse_list(platforms) if platforms is not None else None
+    # every name (or id) and platform is resolved before anything is removed
+    selections = [select(store, n, plats) for n in names]
+    removed = remove_images(store, selections)
     freed = []
     try:
         freed = store.collect_garbage()

@@ -7,6 +7,7 @@ from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_clu
 from sealer.cluster.deploy import run_cluster
 from sealer.commands._output import RichReporter, info, print_json, table
 from sealer.errors import UsageError
+from sealer.names import check_name
 from sealer.store.layout import Store
 
 
@@ -24,6 +25,8 @@ def load_cluster(
     # read once, then gone from the environment: no child (Ansible, ssh, rsync) inherits it and
     # ansible-runner's artifacts, which record the environment, never see it
     os.environ.pop("SEALER_SSH_PASSWORD", None)
+    if name is not None:
+        check_name(name, "cluster", "--cluster")
     ssh = SSHConfig(user=user, port=port, password=password, pk=os.path.abspath(pk) if pk else None)
     if clusterfile:
         if masters or nodes:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sealer.errors import ArchiveError, DigestMismatchError, PlatformNotFoundError, SealerError
+from sealer.errors import ArchiveError, DigestMismatchError, PlatformNotFoundError, SealerError, StoreError, UsageError
 from sealer.faults import checkpoint
 from sealer.oci.descriptor import (
     ANNOTATION_REF_NAME,
@@ -35,14 +35,12 @@ from sealer.oci.descriptor import (
     parse_json_blob,
 )
 from sealer.oci.digest import Digest
-from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.progress import Reporter
 from sealer.store.image import (
-    Image,
     PlatformImage,
+    Selection,
     add_platforms,
-    get_image,
     index_document,
     read_platform_image,
     store_key,
@@ -57,12 +55,6 @@ _RANGE_STEP = 64 << 20
 
 
 # ---- save ------------------------------------------------------------------------------
-
-
-def select_platforms(image: Image, platforms: list[Platform] | None) -> list[PlatformImage]:
-    if not platforms:
-        return list(image.platforms)
-    return [image.for_platform(p) for p in platforms]
 
 
 def _tar_header(name: str, size: int) -> bytes:
@@ -82,16 +74,18 @@ class SaveResult:
 
 
 def save(
-    store: Store, refs: list[Reference], platforms: list[Platform] | None, out: Path, reporter: Reporter
+    store: Store, selections: list[Selection], out: Path | None, reporter: Reporter, stream: IO[bytes] | None = None
 ) -> SaveResult:
-    """Write the images to ``out`` (a temp file renamed in when complete)."""
+    """Write the selected images to ``out`` (a temp file beside it, renamed in when complete and
+    every blob verified) or, with ``out`` None, to ``stream`` (a pipe: a failure leaves it without
+    the tar's end, so a reader refuses it)."""
     entries: list[dict[str, Any]] = []
-    memory: dict[str, bytes] = {}  # index blobs made for --platform, which the store does not hold
+    memory: dict[str, bytes] = {}  # index blobs made for a platform choice, which the store does not hold
     order: list[str] = []
-    for ref in refs:
-        image = get_image(store, ref)
-        chosen = select_platforms(image, platforms)
-        if platforms:
+    for selection in selections:
+        image = selection.image
+        chosen = selection.chosen
+        if selection.platforms is not None:
             data = index_document(chosen)
             index = Descriptor(MEDIA_INDEX, Digest.of(data), len(data))
             memory[index.digest] = data
@@ -103,29 +97,73 @@ def save(
                 order.append(digest)
     sizes = {d: len(memory[d]) if d in memory else store.blob_size(d) for d in order}
     total = sum(sizes.values())
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f, reporter.task(f"saving {len(refs)} image(s) to {out}", total) as advance:
-            index_json = json.dumps({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries}).encode()
-            for name, data in (("oci-layout", OCI_LAYOUT), ("index.json", index_json)):
-                f.write(_tar_header(name, len(data)) + data + bytes(-len(data) % 512))
-            for digest in order:
-                size = sizes[digest]
-                f.write(_tar_header("blobs/sha256/" + Digest.parse(digest).hex, size))
-                if digest in memory:
-                    f.write(memory[digest])
-                else:
-                    f.flush()
-                    with open(store.blob_path(digest), "rb") as src:
-                        _copy_exact(src.fileno(), f.fileno(), size, digest)
-                f.write(bytes(-size % 512))
-                advance(size)
-            f.write(bytes(1024))
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    if out is None:
+        assert stream is not None
+        _write_archive(store, entries, order, sizes, memory, stream, reporter, "standard output", total)
+    else:
+        if not out.parent.is_dir():
+            raise UsageError(f"cannot write {out}: directory {out.parent} does not exist")
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                _write_archive(store, entries, order, sizes, memory, f, reporter, str(out), total)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, out)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise UsageError(f"cannot write {out}: {err.strerror}") from err
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return SaveResult([e["annotations"][ANNOTATION_REF_NAME] for e in entries], len(order), total)
+
+
+def _write_archive(
+    store: Store, entries: list[dict[str, Any]], order: list[str], sizes: dict[str, int], memory: dict[str, bytes],
+    f: IO[bytes], reporter: Reporter, where: str, total: int,
+) -> None:  # fmt: skip
+    """The tar: each store blob copied by the kernel while a second thread hashes the same file;
+    the tar's end is written only when every blob matched its digest."""
+    with reporter.task(f"saving {len(entries)} image(s) to {where}", total) as advance, \
+            ThreadPoolExecutor(1) as hashing:  # fmt: skip
+        checks: list[Future[None]] = []
+        index_json = json.dumps({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries}).encode()
+        for name, data in (("oci-layout", OCI_LAYOUT), ("index.json", index_json)):
+            f.write(_tar_header(name, len(data)) + data + bytes(-len(data) % 512))
+        for digest in order:
+            for done in [c for c in checks if c.done()]:
+                done.result()  # a damaged blob stops the save at once
+            size = sizes[digest]
+            f.write(_tar_header("blobs/sha256/" + Digest.parse(digest).hex, size))
+            if digest in memory:
+                f.write(memory[digest])
+            else:
+                f.flush()
+                try:
+                    src = open(store.blob_path(digest), "rb")  # noqa: SIM115 - closed by the with below
+                except FileNotFoundError as err:
+                    raise StoreError(f"blob {digest} is missing from the store (run 'sealer fsck')") from err
+                with src:
+                    checks.append(hashing.submit(_verify_blob, store.blob_path(digest), digest, size))
+                    _copy_exact(src.fileno(), f.fileno(), size, digest)
+            f.write(bytes(-size % 512))
+            advance(size)
+        for check in checks:
+            check.result()
+        f.write(bytes(1024))
+        f.flush()
+
+
+def _verify_blob(path: Path, digest: str, size: int) -> None:
+    hasher = hashlib.sha256()
+    read = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            hasher.update(chunk)
+            read += len(chunk)
+    if read != size or Digest.from_hasher(hasher) != digest:
+        raise DigestMismatchError(digest, "blob in the store does not match its digest (run 'sealer fsck'); not saved")
 
 
 def _platform_blobs(image: PlatformImage) -> list[str]:

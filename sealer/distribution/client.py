@@ -13,7 +13,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import re
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -96,7 +99,11 @@ class RegistryClient:
         if scope:
             query["scope"] = scope
         auth = (self.creds.username, self.creds.password) if self.creds else None
-        resp = self.session.get(f"{realm}?{urlencode(query)}", auth=auth, timeout=30)
+        try:
+            resp = self.session.get(f"{realm}?{urlencode(query)}", auth=auth, timeout=30)
+        except requests.RequestException as err:
+            where = urlsplit(realm).netloc or realm
+            raise AuthError(f"{self.registry}: token service {where}: cannot connect: {failure_reason(err)}") from err
         if resp.status_code in (401, 403):
             raise AuthError(f"{self.registry}: the token service refused {'the credentials' if auth else 'anonymous'}")
         if resp.status_code != 200:
@@ -136,12 +143,12 @@ class RegistryClient:
                 )  # fmt: skip
             except (requests.ConnectionError, requests.Timeout) as err:
                 if attempt == self.retries:
-                    raise RegistryError(f"{self.registry}: {method} {url}: {err}") from err
+                    raise RegistryError(f"{self.registry}: cannot connect: {failure_reason(err)}") from err
                 time.sleep(delay)
                 delay *= 2
                 continue
             except requests.RequestException as err:
-                raise RegistryError(f"{self.registry}: {method} {url}: {err}") from err
+                raise RegistryError(f"{self.registry}: {method} {url}: {failure_reason(err)}") from err
             self._refuse_downgrade(resp)
             if resp.status_code == 401 and not authed_once:
                 authed_once = True
@@ -154,7 +161,7 @@ class RegistryClient:
                         stream=stream, timeout=(10, 300), allow_redirects=method in ("GET", "HEAD"),
                     )  # fmt: skip
                 except requests.RequestException as err:
-                    raise RegistryError(f"{self.registry}: {method} {url}: {err}") from err
+                    raise RegistryError(f"{self.registry}: cannot connect: {failure_reason(err)}") from err
                 self._refuse_downgrade(resp)
             if resp.status_code in RETRY_STATUS and attempt < self.retries:
                 resp.close()
@@ -239,6 +246,14 @@ class RegistryClient:
             raise DigestMismatchError(digest, f"{self.registry}/{repo}:{reference} is not JSON") from err
         return data, media_type, digest
 
+    def get_small_blob(self, repo: str, digest: str) -> bytes:
+        """A config-sized blob, in memory, verified against its digest."""
+        resp = self.request("GET", f"/v2/{repo}/blobs/{digest}", _pull(repo), (200,), stream=True)
+        data = _read_limited(resp, MAX_JSON_BLOB, f"{self.registry}/{repo}@{digest}")
+        if Digest.of(data) != digest:
+            raise DigestMismatchError(digest, f"{self.registry}/{repo} served a blob hashing to {Digest.of(data)}")
+        return data
+
     def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> None:
         self.request("PUT", f"/v2/{repo}/manifests/{reference}", _push(repo), (201,), data=data,
                      headers={"Content-Type": media_type})  # fmt: skip
@@ -257,11 +272,46 @@ class RegistryClient:
                 break
             except requests.RequestException as err:  # the stream broke off: fetch the blob again
                 if attempt == self.retries:
-                    raise RegistryError(f"{self.registry}/{repo}: download of {digest} broke off: {err}") from err
+                    raise RegistryError(
+                        f"{self.registry}/{repo}: download of {digest} broke off: {failure_reason(err)}"
+                    ) from err
                 advance(-writer.size)
                 writer.restart()
                 time.sleep(0.2 * 2**attempt)
         writer.commit(digest, size)
+
+
+def failure_reason(err: BaseException) -> str:
+    """What went wrong under a requests exception, in words (no urllib3 pool or class names)."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [err]
+    found: list[str] = []
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return f"TLS certificate not trusted ({e.verify_message})"
+        if isinstance(e, ssl.SSLError):
+            found.append(f"TLS failed ({e.reason or e.strerror})")
+        elif isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        elif isinstance(e, socket.gaierror):
+            return "unknown host"
+        elif isinstance(e, (TimeoutError, requests.Timeout)):
+            found.append("timed out")
+        elif isinstance(e, ConnectionResetError):
+            found.append("connection reset")
+        elif isinstance(e, OSError) and e.errno:
+            found.append(os.strerror(e.errno).lower())
+        stack += [x for x in (e.__cause__, e.__context__, getattr(e, "reason", None)) if isinstance(x, BaseException)]
+        stack += [x for x in e.args if isinstance(x, BaseException)]
+    if found:
+        return found[0]
+    if isinstance(err, requests.TooManyRedirects):
+        return "too many redirects"
+    return "connection failed"
 
 
 def _pull(repo: str) -> str:

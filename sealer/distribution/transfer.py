@@ -11,17 +11,39 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sealer._fs import atomic_write
 from sealer.distribution.client import RegistryClient
 from sealer.distribution.config import RegistryConfig
-from sealer.errors import PlatformNotFoundError, SealerError, UsageError
-from sealer.oci.descriptor import INDEX_TYPES, MANIFEST_TYPES, MEDIA_INDEX, Descriptor, parse_json_blob
+from sealer.errors import (
+    InvalidPlatformError,
+    NotFoundError,
+    PlatformNotFoundError,
+    RegistryError,
+    SealerError,
+    UsageError,
+)
+from sealer.oci.descriptor import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    MEDIA_INDEX,
+    Descriptor,
+    canonical_json,
+    parse_json_blob,
+)
 from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.progress import Reporter
-from sealer.store.image import add_platforms, get_image, index_document, read_platform_image, store_key
+from sealer.store.image import (
+    PlatformImage,
+    add_platforms,
+    get_image,
+    index_document,
+    read_platform_image,
+    store_key,
+)
 from sealer.store.layout import Store
 
 PARALLEL = 4
@@ -59,11 +81,16 @@ class PushResult:
     uploaded: int
     mounted: int
     skipped: int
+    kept: list[str] = field(default_factory=list)  # platforms of the remote index kept beside those pushed
 
 
 def push(
-    store: Store, ref: Reference, platforms: list[Platform] | None, config: RegistryConfig, reporter: Reporter
-) -> PushResult:
+    store: Store, ref: Reference, platforms: list[Platform] | None, config: RegistryConfig, reporter: Reporter,
+    replace_index: bool = False,
+) -> PushResult:  # fmt: skip
+    """Push ``ref`` (every platform, or ``platforms``). Pushing some platforms of a tag whose
+    remote index has others keeps those (the pushed ones replace their entries), unless
+    ``replace_index``: then the tag names the pushed platforms alone."""
     image = get_image(store, ref)
     chosen = [image.for_platform(p) for p in platforms] if platforms else list(image.platforms)
     registry, repo = remote(ref, config)
@@ -98,8 +125,14 @@ def push(
     for plat in chosen:
         data = store.read_blob(plat.manifest.digest)
         client.put_manifest(repo, plat.manifest.digest, data, plat.manifest.media_type)
-    index = index_document(chosen) if platforms else store.read_blob(image.index.digest)
-    client.put_manifest(repo, ref.tag or "latest", index, MEDIA_INDEX)
+    tag = ref.tag or "latest"
+    if platforms is None:
+        index = store.read_blob(image.index.digest)
+    elif replace_index:
+        index = index_document(chosen)
+    else:
+        index, result.kept = _merged_index(client, repo, tag, chosen)
+    client.put_manifest(repo, tag, index, MEDIA_INDEX)
     sources.add(registry, repo, list(blobs))
     return result
 
@@ -166,6 +199,41 @@ def pull(
         key = store_key(ref)
         store.update_names(lambda names: add_platforms(store, names, key, images))
     return PullResult(key, [i.platform for i in images], len(missing_blobs), len(blobs) - len(missing_blobs))
+
+
+def _merged_index(client: RegistryClient, repo: str, tag: str, chosen: list[PlatformImage]) -> tuple[bytes, list[str]]:
+    """The tag's remote index with ``chosen`` in place of their platforms' entries, and the
+    platforms kept from it. A tag holding one manifest counts as an index of that one."""
+    try:
+        data, media_type, digest = client.get_manifest(repo, tag)
+    except NotFoundError:
+        return index_document(chosen), []
+    if media_type in INDEX_TYPES:
+        remote_entries = parse_json_blob(data, digest).get("manifests") or []
+    elif media_type in MANIFEST_TYPES:
+        config = Descriptor.from_json(parse_json_blob(data, digest).get("config"), digest)
+        platform = Platform.from_oci(parse_json_blob(client.get_small_blob(repo, config.digest), config.digest))
+        remote_entries = [Descriptor(media_type, digest, len(data), platform).to_json()]
+    else:
+        raise RegistryError(f"{client.registry}/{repo}:{tag}: unsupported manifest type {media_type!r}")
+    replaced = {p.platform for p in chosen}
+    kept: list[tuple[str, dict[str, Any]]] = []
+    for entry in remote_entries:
+        if not isinstance(entry, dict):
+            raise RegistryError(f"{client.registry}/{repo}:{tag}: the index has an entry that is no descriptor")
+        entry_platform: Platform | None = None
+        try:
+            if isinstance(entry.get("platform"), dict):
+                entry_platform = Platform.from_oci(entry["platform"])
+        except InvalidPlatformError:
+            entry_platform = None  # attestations and such (unknown/unknown): kept as they are
+        if entry_platform in replaced:
+            continue
+        kept.append((str(entry_platform) if entry_platform else "~", entry))
+    ours = [(str(p.platform), p.manifest.to_json()) for p in chosen]
+    manifests = [entry for _key, entry in sorted([*kept, *ours], key=lambda item: item[0])]
+    doc = {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": manifests}
+    return canonical_json(doc), sorted(key for key, _entry in kept if key != "~")
 
 
 def _short(digest: str) -> str:

@@ -32,6 +32,10 @@ _ARCH_ALIASES: dict[str, tuple[str, str]] = {
 }
 _KNOWN_OS = {"linux", "windows", "darwin", "freebsd"}
 _ARM_VARIANTS = {"arm64": {"v8", "v9"}, "arm": {"v5", "v6", "v7", "v8"}}
+# what a build can honour: Linux rootfs trees whose RUN steps execute on this host, natively
+# (amd64) or through qemu-user binfmt (arm64), and that the cluster roles deliver
+BUILD_OS = "linux"
+BUILD_ARCHITECTURES = ("amd64", "arm64")
 
 
 @dataclass(frozen=True, order=True)
@@ -74,6 +78,16 @@ class Platform:
             plat = cls.parse(item)
             if plat not in out:
                 out.append(plat)
+        return out
+
+    @classmethod
+    def parse_build_list(cls, text: str) -> list[Platform]:
+        """Like :meth:`parse_list`, refusing platforms a build (or a merge) cannot honour."""
+        out = cls.parse_list(text)
+        for plat in out:
+            if plat.os != BUILD_OS or plat.architecture not in BUILD_ARCHITECTURES:
+                supported = ", ".join(f"{BUILD_OS}/{arch}" for arch in BUILD_ARCHITECTURES)
+                raise InvalidPlatformError(f"cannot build for {plat}: sealer builds {supported}")
         return out
 
     @classmethod

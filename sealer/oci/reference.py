@@ -21,6 +21,9 @@ _REGISTRY = re.compile(
 )
 
 DOCKER_HUB = "docker.io"
+# the distribution spec: clients limit registry, '/' and repository together to 255 characters
+MAX_NAME = 255
+MAX_TAG = 128
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,10 @@ class Reference:
         colon = rest.rfind(":")
         if colon > last_slash:
             rest, tag = rest[:colon], rest[colon + 1 :]
+            if len(tag) > MAX_TAG:
+                raise InvalidReferenceError(
+                    f"invalid reference {text[:40]!r}...: the tag is {len(tag)} characters, at most {MAX_TAG}"
+                )
             if not _TAG.match(tag):
                 raise InvalidReferenceError(f"invalid reference {text!r}: bad tag {tag!r}")
         if not rest:
@@ -63,7 +70,22 @@ class Reference:
                 )
         if tag is None and digest is None:
             tag = "latest"
-        return cls(repository=rest, tag=tag, digest=digest, registry=registry)
+        ref = cls(repository=rest, tag=tag, digest=digest, registry=registry)
+        if len(ref.name) > MAX_NAME:
+            raise InvalidReferenceError(
+                f"invalid reference {text[:40]!r}...: the name is {len(ref.name)} characters, "
+                f"registries allow at most {MAX_NAME}"
+            )
+        return ref
+
+    @classmethod
+    def parse_target(cls, text: str) -> Reference:
+        """A name to give an image (``build -t``, ``tag``, ``merge -t``): ``name[:tag]``, no digest,
+        since a digest is what the content hashes to, not a name one can choose."""
+        ref = cls.parse(text)
+        if ref.digest is not None:
+            raise InvalidReferenceError(f"cannot name an image {text!r}: a name takes a tag, not a digest")
+        return ref
 
     @property
     def name(self) -> str:

@@ -19,10 +19,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sealer._fs import fsync_dir
 from sealer.errors import DigestMismatchError, RegistryTreeError
 from sealer.oci.descriptor import (
     INDEX_TYPES,
@@ -134,14 +136,53 @@ def _platform_of(tree: RegistryTree, digest: str) -> Platform:
     return Platform.from_oci(tree.manifest_json(config.digest))
 
 
-def merge_trees(out: Path, trees: list[Path]) -> dict[str, str]:
-    """Union ``trees`` into ``out`` (hard links); returns ``repo:tag`` -> digest served.
+def check_apart(out: Path, inputs: list[Path]) -> None:
+    """Refuse an output that is an input, lies inside one, or holds one (paths resolved)."""
+    target = out.resolve()
+    for given in inputs:
+        source = given.resolve()
+        if target == source or source in target.parents or target in source.parents:
+            relation = "is" if target == source else "is inside" if source in target.parents else "holds"
+            raise RegistryTreeError(f"{out} {relation} the input tree {given}: write the merge elsewhere")
 
-    Deterministic: the same inputs give the same tree and the same index digests.
+
+def merge_trees(out: Path, trees: list[Path], replace: bool = False) -> dict[str, str]:
+    """Union ``trees`` into a new ``out`` (hard links); returns ``repo:tag`` -> digest served.
+
+    The tree is made beside ``out`` and renamed into place when complete. An existing ``out``
+    that is not empty is refused unless ``replace``; then it is removed only after the new
+    tree took its place. Deterministic: the same inputs give the same tree and index digests.
     """
-    if out.exists():
-        shutil.rmtree(out)
+    check_apart(out, trees)
+    out = Path(os.path.abspath(out))
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise RegistryTreeError(f"{out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not replace:
+        raise RegistryTreeError(f"{out} exists and is not empty: give --replace to replace it")
+    if not out.parent.is_dir():
+        raise RegistryTreeError(f"cannot write {out}: directory {out.parent} does not exist")
+    work = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.merging")
+    try:
+        served = _merge(work, trees)
+        if out.is_dir() and any(out.iterdir()):
+            old = work.with_suffix(".old")
+            os.rename(out, old)
+            os.rename(work, out)
+            fsync_dir(out.parent)
+            shutil.rmtree(old)
+        else:
+            os.replace(work, out)  # over an empty directory, or where there was none
+            fsync_dir(out.parent)
+    except OSError as err:
+        raise RegistryTreeError(f"cannot write {out}: {err.strerror}") from err
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return served
+
+
+def _merge(out: Path, trees: list[Path]) -> dict[str, str]:
     target = RegistryTree(out)
+    target.v2.mkdir(parents=True)
     sources = [RegistryTree(t) for t in trees]
     owner: dict[str, RegistryTree] = {}
     for tree in sources:

@@ -27,18 +27,24 @@ from sealer.oci.reference import DOCKER_HUB, Reference
 
 
 def normalize(text: str, where: str) -> str:
+    """``where`` is ``file`` or ``file:line``."""
     try:
         return str(Reference.parse(text.strip()).docker_normalized())
     except InvalidReferenceError as err:
-        raise KubefileError(where, 0, f"invalid image reference {text!r}: {err}") from err
+        path, _, line = where.rpartition(":")
+        located = (path, int(line)) if path and line.isdigit() else (where, 0)
+        raise KubefileError(*located, f"invalid image reference: {err}") from err
 
 
-def _yaml_docs(path: Path) -> Iterator[Any]:
+def _yaml_docs(path: Path, display: str | None = None) -> Iterator[Any]:
     try:
         yield from yaml.safe_load_all(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        raise KubefileError(display or str(path), 0, "not UTF-8 text") from err
+    except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        raise KubefileError(str(path), mark.line + 1 if mark else 0, f"not valid YAML: {err}") from err
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise KubefileError(display or str(path), mark.line + 1 if mark else 0, f"not valid YAML: {problem}") from err
 
 
 def images_in_objects(value: Any) -> Iterator[str]:
@@ -76,11 +82,23 @@ def images_in_values(value: Any) -> Iterator[str]:
             yield from images_in_values(item)
 
 
-def image_list(path: Path) -> Iterator[tuple[str, str]]:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+def image_list(path: Path, display: str | None = None) -> list[tuple[str, str]]:
+    """(reference, ``file:line``) for each line of a list; ``display`` names the file in messages."""
+    name = display or str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise KubefileError(name, 0, f"cannot read: {err.strerror}") from err
+    out = []
+    for number, raw_line in enumerate(raw.splitlines(), 1):
+        try:
+            line = raw_line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise KubefileError(name, number, "not UTF-8 text") from err
         text = line.split("#", 1)[0].strip()
         if text:
-            yield text, f"{path}:{number}"
+            out.append((text, f"{name}:{number}"))
+    return out
 
 
 def scan_rootfs(root: Path, helm: bool = True) -> list[tuple[str, str]]:
@@ -90,14 +108,14 @@ def scan_rootfs(root: Path, helm: bool = True) -> list[tuple[str, str]]:
     if manifests.is_dir():
         for path in sorted(manifests.rglob("*")):
             if path.is_file() and path.suffix in (".yaml", ".yml"):
-                for doc in _yaml_docs(path):
+                for doc in _yaml_docs(path, str(path.relative_to(root))):
                     found += [(i, str(path.relative_to(root))) for i in images_in_objects(doc)]
         if (manifests / "imageList").is_file():
-            found += [(i, w.replace(str(root) + "/", "")) for i, w in image_list(manifests / "imageList")]
+            found += image_list(manifests / "imageList", "manifests/imageList")
     charts = root / "charts"
     if charts.is_dir():
         for values in sorted(charts.rglob("values.yaml")):
-            for doc in _yaml_docs(values):
+            for doc in _yaml_docs(values, str(values.relative_to(root))):
                 found += [(i, str(values.relative_to(root))) for i in images_in_values(doc)]
         if helm and shutil.which("helm"):
             for chart in sorted(p.parent for p in charts.rglob("Chart.yaml")):

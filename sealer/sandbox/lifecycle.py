@@ -28,6 +28,7 @@ from pathlib import Path
 
 from sealer._fs import atomic_write, file_lock
 from sealer.errors import SandboxError
+from sealer.names import check_name
 from sealer.oci.platform import Platform
 from sealer.store.mount import unmount_all
 
@@ -179,7 +180,7 @@ def _host_dir(name: str, host: str) -> Path:
 
 
 def load(name: str) -> Sandbox:
-    path = sandbox_root() / "sandboxes" / name / "sandbox.json"
+    path = sandbox_root() / "sandboxes" / check_name(name, "sandbox") / "sandbox.json"
     try:
         return Sandbox.from_json(json.loads(path.read_text()))
     except FileNotFoundError as err:
@@ -194,6 +195,7 @@ def list_sandboxes() -> list[Sandbox]:
 
 
 def up(name: str, platforms: list[Platform], log: Log) -> Sandbox:
+    check_name(name, "sandbox")
     _require_root()
     if not _NAME.match(name):
         raise SandboxError(f"invalid sandbox name {name!r}: lowercase letters, digits and '-', at most 16")
@@ -389,6 +391,7 @@ def _start_sshd(box: Sandbox, host: SandboxHost, hdir: Path, box_dir: Path) -> N
 
 
 def down(name: str) -> None:
+    check_name(name, "sandbox")
     _require_root()
     root = sandbox_root()
     with _locked(root):
@@ -397,9 +400,9 @@ def down(name: str) -> None:
 
 def _teardown(box: Sandbox) -> None:
     """Remove processes, mounts, links, namespaces and files; tolerate any of them being gone."""
+    box_dir = sandbox_root() / "sandboxes" / check_name(box.name, "sandbox")
     for host in box.hosts:
         _stop_host(host)
     _run("ip", "link", "del", box.bridge, check=False)
-    box_dir = sandbox_root() / "sandboxes" / box.name
     unmount_all(box_dir)
     shutil.rmtree(box_dir, ignore_errors=True)

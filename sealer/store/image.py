@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sealer import __version__
-from sealer.errors import DigestMismatchError, ImageNotFoundError, PlatformNotFoundError, SealerError
+from sealer.errors import (
+    AmbiguousImageError,
+    DigestMismatchError,
+    ImageNotFoundError,
+    InvalidReferenceError,
+    PlatformNotFoundError,
+    SealerError,
+)
 from sealer.oci.descriptor import (
     ANNOTATION_CREATED,
     INDEX_TYPES,
@@ -247,58 +254,148 @@ def list_images(store: Store) -> list[Image]:
     return [read_image(store, name, desc) for name, desc in sorted(store.names().items())]
 
 
-def find_by_id(store: Store, prefix: str) -> tuple[str, PlatformImage]:
-    """Find a platform image by full id or a unique prefix (with or without ``sha256:``)."""
-    prefix = prefix.removeprefix(f"{ALGORITHM}:").lower()
-    if len(prefix) < 4 or any(c not in "0123456789abcdef" for c in prefix):
-        raise ImageNotFoundError(f"image {prefix!r} not found: an id is at least 4 hex digits")
-    matches: dict[str, tuple[str, PlatformImage]] = {}
+def _id_matches(store: Store, prefix: str) -> dict[str, tuple[list[str], PlatformImage]]:
+    """Platform images whose id starts with ``prefix``: id -> (the names holding it, the image)."""
+    matches: dict[str, tuple[list[str], PlatformImage]] = {}
     for image in list_images(store):
         for plat in image.platforms:
             if plat.id.startswith(prefix):
-                matches.setdefault(plat.id, (image.name, plat))
+                matches.setdefault(plat.id, ([], plat))[0].append(image.name)
+    return matches
+
+
+def is_id_prefix(text: str) -> bool:
+    """Whether ``text`` can be an image id or id prefix (at least 4 hex digits, ``sha256:`` optional)."""
+    hexd = text.removeprefix(f"{ALGORITHM}:").lower()
+    return len(hexd) >= 4 and all(c in "0123456789abcdef" for c in hexd)
+
+
+def find_id(store: Store, prefix: str) -> tuple[list[str], PlatformImage]:
+    """The platform image of a full id or a unique prefix, and every name that holds it.
+
+    A prefix shared by several images is an AmbiguousImageError listing them all.
+    """
+    if not is_id_prefix(prefix):
+        raise ImageNotFoundError(f"image {prefix!r} not found: an id is at least 4 hex digits")
+    prefix = prefix.removeprefix(f"{ALGORITHM}:").lower()
+    matches = _id_matches(store, prefix)
     if not matches:
         raise ImageNotFoundError(f"no image with id {prefix}")
     if len(matches) > 1:
-        raise ImageNotFoundError(f"id prefix {prefix} is ambiguous: {len(matches)} images match")
+        candidates = "; ".join(
+            f"{image_id} ({', '.join(names)} {plat.platform})" for image_id, (names, plat) in sorted(matches.items())
+        )
+        raise AmbiguousImageError(f"id prefix {prefix} is ambiguous: {len(matches)} images match: {candidates}")
     return next(iter(matches.values()))
 
 
-def remove_image(store: Store, ref: Reference, platforms: list[Platform] | None = None) -> list[str]:
-    """Untag ``ref`` (or only its ``platforms``); returns the ids removed from the name."""
-    key = store_key(ref)
-    removed: list[str] = []
+def find_by_id(store: Store, prefix: str) -> tuple[str, PlatformImage]:
+    """Find a platform image by full id or a unique prefix (with or without ``sha256:``)."""
+    names, plat = find_id(store, prefix)
+    return names[0], plat
+
+
+@dataclass
+class Selection:
+    """What an image argument stands for: a name in the store and the platforms of it meant
+    (None: all of them). An id selects the one platform image it is, under the name holding it."""
+
+    image: Image
+    platforms: list[Platform] | None
+
+    @property
+    def chosen(self) -> list[PlatformImage]:
+        if self.platforms is None:
+            return list(self.image.platforms)
+        return [self.image.for_platform(p) for p in self.platforms]
+
+
+def select(store: Store, text: str, platforms: list[Platform] | None = None) -> Selection:
+    """A name (``name:tag``) or an image id or unique id prefix, as ``inspect`` takes them.
+
+    Every platform asked for must be there; nothing is changed. A name wins over an id prefix
+    that spells the same; an id held by several names asks for one of the names.
+    """
+    ref: Reference | None = None
+    try:
+        ref = Reference.parse(text)
+    except InvalidReferenceError:
+        if not is_id_prefix(text):
+            raise
+    names = store.names()
+    if ref is not None and store_key(ref) in names:
+        image = read_image(store, store_key(ref), names[store_key(ref)])
+        selection = Selection(image, platforms)
+        selection.chosen  # noqa: B018 - raises PlatformNotFoundError for a platform it lacks
+        return selection
+    if not is_id_prefix(text):
+        raise ImageNotFoundError(f"image {store_key(ref) if ref else text} not found in the local store")
+    try:
+        held_by, plat = find_id(store, text)
+    except ImageNotFoundError as err:
+        if isinstance(err, AmbiguousImageError):
+            raise
+        raise ImageNotFoundError(f"image {text} not found: no such name or id") from err
+    if len(held_by) > 1:
+        raise AmbiguousImageError(
+            f"image id {plat.id[:12]} ({plat.platform}) has several names: {', '.join(held_by)}; give one of them"
+        )
+    if platforms and platforms != [plat.platform]:
+        raise PlatformNotFoundError(f"image id {text} is {plat.platform}, not {', '.join(str(p) for p in platforms)}")
+    return Selection(get_image(store, Reference.parse(held_by[0])), [plat.platform])
+
+
+def remove_images(store: Store, selections: list[Selection]) -> dict[str, list[str]]:
+    """Untag every selection (all its platforms, or those chosen) in one replacement of index.json.
+
+    The caller resolved every selection first, so a missing name changes nothing; a name that
+    another command removed since is refused here, still before anything changes.
+    Returns name -> the ids removed from it.
+    """
+    wanted: dict[str, set[Platform] | None] = {}
+    for sel in selections:
+        key = sel.image.name
+        if sel.platforms is None or (key in wanted and wanted[key] is None):
+            wanted[key] = None
+        else:
+            wanted[key] = (wanted.get(key) or set()) | set(sel.platforms)
+    removed: dict[str, list[str]] = {}
 
     def change(names: dict[str, Descriptor]) -> None:
-        if key not in names:
-            raise ImageNotFoundError(f"image {key} not found in the local store")
-        image = read_image(store, key, names[key])
-        if not platforms:
-            removed.extend(p.id for p in image.platforms)
-            del names[key]
-            return
-        for platform in platforms:
-            removed.append(image.for_platform(platform).id)
-        keep = [p for p in image.platforms if p.platform not in platforms]
-        if keep:
-            names[key] = write_index(store, keep)
-        else:
-            del names[key]
+        removed.clear()
+        missing = [key for key in wanted if key not in names]
+        if missing:
+            raise ImageNotFoundError(f"image {', '.join(missing)} not found in the local store: nothing removed")
+        for key, plats in wanted.items():
+            image = read_image(store, key, names[key])
+            if plats is None:
+                removed[key] = [p.id for p in image.platforms]
+                del names[key]
+                continue
+            removed[key] = [image.for_platform(p).id for p in sorted(plats)]
+            keep = [p for p in image.platforms if p.platform not in plats]
+            if keep:
+                names[key] = write_index(store, keep)
+            else:
+                del names[key]
 
     with store.writing():
         store.update_names(change)
     return removed
 
 
-def tag_image(store: Store, source: Reference, target: Reference) -> Descriptor:
-    src_key, dst_key = store_key(source), store_key(target)
+def tag_image(store: Store, source: Selection, target: Reference) -> Descriptor:
+    """Name ``target`` what ``source`` selects: the whole index, or an index of the chosen platforms."""
+    src_key, dst_key = source.image.name, store_key(target)
+    with store.writing():
+        chosen = None if source.platforms is None else write_index(store, source.chosen)
 
-    def change(names: dict[str, Descriptor]) -> None:
-        if src_key not in names:
-            raise ImageNotFoundError(f"image {src_key} not found in the local store")
-        names[dst_key] = names[src_key]
+        def change(names: dict[str, Descriptor]) -> None:
+            if src_key not in names:
+                raise ImageNotFoundError(f"image {src_key} not found in the local store")
+            names[dst_key] = chosen or names[src_key]
 
-    return store.update_names(change)[dst_key]
+        return store.update_names(change)[dst_key]
 
 
 def add_platforms(store: Store, names: dict[str, Descriptor], key: str, images: list[PlatformImage]) -> None:

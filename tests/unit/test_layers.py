@@ -14,8 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "sealer"
 
 # What each part of the package may import from the others (besides itself). Read top down:
 # the command line, the verbs, the cluster and sandbox, building, the rootfs cache, registries
-# and archives, the store, the OCI types; errors, progress, faults and _fs are for everyone.
-BASE = {"errors", "faults", "progress", "_fs", "__version__"}
+# and archives, the store, the OCI types; errors, progress, faults, names and _fs are for everyone.
+BASE = {"errors", "faults", "progress", "_fs", "names", "__version__"}
 ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
     "cli": {"commands"} | BASE,
@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"oci"} | BASE,
     "oci": {"errors"},
     "_fs": {"errors", "faults"},
+    "names": {"errors"},
     "errors": set(),
     "faults": set(),
     "progress": set(),
