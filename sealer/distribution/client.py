@@ -126,56 +126,61 @@ class RegistryClient:
         stream: bool = False,
         rewind: Callable[[], Any] | None = None,
     ) -> requests.Response:
-        """A request with auth (challenge answered once) and retries on temporary failures."""
+        """A request with auth and retries on temporary failures: retrying wraps authenticating,
+        which wraps one exchange."""
         full = url if url.startswith("http") else self.base + url
         if _origin(full) != _origin(self.base):
             # credentials and uploads go to the registry named, never where its answers point
             raise RegistryError(f"{self.registry}: refused to follow it to another host: {method} {full}")
-        authed_once = False
         delay = 0.2
         for attempt in range(self.retries + 1):
-            if rewind is not None and attempt:
-                data = rewind()
+            last = attempt == self.retries
+            body = rewind() if rewind is not None and attempt else data
             try:
-                resp = self.session.request(
-                    method, full, data=data, headers={**(headers or {}), **self._auth_header(scope)},
-                    stream=stream, timeout=(10, 300), allow_redirects=method in ("GET", "HEAD"),
-                )  # fmt: skip
+                resp = self._authenticated(method, full, scope, body, headers, stream, rewind)
             except (requests.ConnectionError, requests.Timeout) as err:
-                if attempt == self.retries:
+                if last:
                     raise RegistryError(f"{self.registry}: cannot connect: {failure_reason(err)}") from err
-                time.sleep(delay)
-                delay *= 2
-                continue
             except requests.RequestException as err:
                 raise RegistryError(f"{self.registry}: {method} {url}: {failure_reason(err)}") from err
-            self._refuse_downgrade(resp)
-            if resp.status_code == 401 and not authed_once:
-                authed_once = True
-                self._authenticate(resp.headers.get("WWW-Authenticate", ""), scope)
-                if rewind is not None:
-                    data = rewind()
-                try:
-                    resp = self.session.request(
-                        method, full, data=data, headers={**(headers or {}), **self._auth_header(scope)},
-                        stream=stream, timeout=(10, 300), allow_redirects=method in ("GET", "HEAD"),
-                    )  # fmt: skip
-                except requests.RequestException as err:
-                    raise RegistryError(f"{self.registry}: cannot connect: {failure_reason(err)}") from err
-                self._refuse_downgrade(resp)
-            if resp.status_code in RETRY_STATUS and attempt < self.retries:
+            else:
+                if last or resp.status_code not in RETRY_STATUS:
+                    return self._expected(resp, method, url, ok)
                 resp.close()
-                time.sleep(delay)
-                delay *= 2
-                continue
-            if resp.status_code == 401:
-                raise AuthError(f"{self.registry}: unauthorized: run 'sealer login {self.registry}'")
-            if resp.status_code == 404 and 404 not in ok:
-                raise NotFoundError(f"{self.registry}: {url.split('/v2/', 1)[-1]} not found")
-            if resp.status_code not in ok:
-                raise RegistryError(f"{self.registry}: {method} {url}: {resp.status_code} {_error_text(resp)}")
-            return resp
+            time.sleep(delay)
+            delay *= 2
         raise RegistryError(f"{self.registry}: {method} {url}: gave up after {self.retries} retries")
+
+    def _authenticated(
+        self, method: str, full: str, scope: str, data: Any, headers: dict[str, str] | None, stream: bool,
+        rewind: Callable[[], Any] | None,
+    ) -> requests.Response:  # fmt: skip
+        """One exchange; a challenge (401) is answered once and the exchange made again."""
+        resp = self._exchange(method, full, scope, data, headers, stream)
+        if resp.status_code == 401:
+            resp.close()
+            self._authenticate(resp.headers.get("WWW-Authenticate", ""), scope)
+            resp = self._exchange(method, full, scope, rewind() if rewind is not None else data, headers, stream)
+        return resp
+
+    def _exchange(
+        self, method: str, full: str, scope: str, data: Any, headers: dict[str, str] | None, stream: bool
+    ) -> requests.Response:
+        resp = self.session.request(
+            method, full, data=data, headers={**(headers or {}), **self._auth_header(scope)},
+            stream=stream, timeout=(10, 300), allow_redirects=method in ("GET", "HEAD"),
+        )  # fmt: skip
+        self._refuse_downgrade(resp)
+        return resp
+
+    def _expected(self, resp: requests.Response, method: str, url: str, ok: tuple[int, ...]) -> requests.Response:
+        if resp.status_code == 401:
+            raise AuthError(f"{self.registry}: unauthorized: run 'sealer login {self.registry}'")
+        if resp.status_code == 404 and 404 not in ok:
+            raise NotFoundError(f"{self.registry}: {url.split('/v2/', 1)[-1]} not found")
+        if resp.status_code not in ok:
+            raise RegistryError(f"{self.registry}: {method} {url}: {resp.status_code} {_error_text(resp)}")
+        return resp
 
     def _refuse_downgrade(self, resp: requests.Response) -> None:
         if self.base.startswith("https:") and any(urlsplit(r.url).scheme != "https" for r in [*resp.history, resp]):

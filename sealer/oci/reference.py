@@ -37,29 +37,9 @@ class Reference:
     def parse(cls, text: str) -> Reference:
         if not text or len(text) > 512 or text != text.strip():
             raise InvalidReferenceError(f"invalid reference {text!r}")
-        rest, digest = text, None
-        if "@" in rest:
-            rest, digest_text = rest.split("@", 1)
-            if not Digest.is_digest(digest_text):
-                raise InvalidReferenceError(f"invalid reference {text!r}: bad digest {digest_text!r}")
-            digest = Digest.parse(digest_text)
-        registry = None
-        first, sep, remainder = rest.partition("/")
-        if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
-            if not _REGISTRY.match(first):
-                raise InvalidReferenceError(f"invalid reference {text!r}: bad registry {first!r}")
-            registry, rest = first, remainder
-        tag = None
-        last_slash = rest.rfind("/")
-        colon = rest.rfind(":")
-        if colon > last_slash:
-            rest, tag = rest[:colon], rest[colon + 1 :]
-            if len(tag) > MAX_TAG:
-                raise InvalidReferenceError(
-                    f"invalid reference {text[:40]!r}...: the tag is {len(tag)} characters, at most {MAX_TAG}"
-                )
-            if not _TAG.match(tag):
-                raise InvalidReferenceError(f"invalid reference {text!r}: bad tag {tag!r}")
+        rest, digest = _split_digest(text)
+        registry, rest = _split_registry(text, rest)
+        rest, tag = _split_tag(text, rest)
         if not rest:
             raise InvalidReferenceError(f"invalid reference {text!r}: empty name")
         for comp in rest.split("/"):
@@ -113,3 +93,38 @@ class Reference:
         if registry == DOCKER_HUB and "/" not in repository:
             repository = f"library/{repository}"
         return Reference(repository, self.tag, self.digest, registry)
+
+
+# ---- the grammar's parts, each taken off the text in turn ----------------------------------
+
+
+def _split_digest(text: str) -> tuple[str, Digest | None]:
+    if "@" not in text:
+        return text, None
+    rest, digest_text = text.split("@", 1)
+    if not Digest.is_digest(digest_text):
+        raise InvalidReferenceError(f"invalid reference {text!r}: bad digest {digest_text!r}")
+    return rest, Digest.parse(digest_text)
+
+
+def _split_registry(text: str, rest: str) -> tuple[str | None, str]:
+    first, sep, remainder = rest.partition("/")
+    if not (sep and ("." in first or ":" in first or first == "localhost" or first != first.lower())):
+        return None, rest
+    if not _REGISTRY.match(first):
+        raise InvalidReferenceError(f"invalid reference {text!r}: bad registry {first!r}")
+    return first, remainder
+
+
+def _split_tag(text: str, rest: str) -> tuple[str, str | None]:
+    colon = rest.rfind(":")
+    if colon <= rest.rfind("/"):
+        return rest, None
+    rest, tag = rest[:colon], rest[colon + 1 :]
+    if len(tag) > MAX_TAG:
+        raise InvalidReferenceError(
+            f"invalid reference {text[:40]!r}...: the tag is {len(tag)} characters, at most {MAX_TAG}"
+        )
+    if not _TAG.match(tag):
+        raise InvalidReferenceError(f"invalid reference {text!r}: bad tag {tag!r}")
+    return rest, tag

@@ -73,7 +73,7 @@ class RegistryTree:
         except OSError:
             shutil.copyfile(source, target)
 
-    def put_blob(self, data: bytes) -> str:
+    def put_blob(self, data: bytes) -> Digest:
         digest = Digest.of(data)
         target = self.blob_path(digest)
         if not target.exists():
@@ -201,34 +201,37 @@ def _merge(out: Path, trees: list[Path]) -> dict[str, str]:
             for tag, digest in tree.tags(repo).items():
                 tags.setdefault(tag, []).append((tree, digest))
         for tag, entries in sorted(tags.items()):
-            digests = list(dict.fromkeys(d for _t, d in entries))
-            if len(digests) == 1:
-                target.tag(repo, tag, digests[0])
-                served[f"{repo}:{tag}"] = digests[0]
-                continue
-            descriptors: dict[str, Descriptor] = {}
-            for tree, digest in entries:
-                for desc in _flatten(tree, digest):
-                    descriptors.setdefault(desc.digest, desc)
-            platforms: dict[Platform, str] = {}
-            for desc in descriptors.values():
-                assert desc.platform is not None
-                if desc.platform in platforms and platforms[desc.platform] != desc.digest:
-                    raise RegistryTreeError(
-                        f"{repo}:{tag} has two different manifests for {desc.platform}: "
-                        f"{platforms[desc.platform]} and {desc.digest}"
-                    )
-                platforms[desc.platform] = desc.digest
-            ordered = sorted(descriptors.values(), key=lambda d: (str(d.platform), d.digest))
-            index = canonical_json(
-                {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [d.to_json() for d in ordered]}
-            )
-            digest = target.put_blob(index)
-            target.link_revision(repo, digest)
+            digest = _merged_tag(target, repo, tag, entries)
             target.tag(repo, tag, digest)
             served[f"{repo}:{tag}"] = digest
     _stamp(out)
     return served
+
+
+def _merged_tag(target: RegistryTree, repo: str, tag: str, entries: list[tuple[RegistryTree, Digest]]) -> Digest:
+    """What ``repo:tag`` is in the merged tree: the one digest every tree agrees on, or an OCI
+    index (written into ``target``) of every platform manifest the trees hold for it."""
+    digests = list(dict.fromkeys(d for _t, d in entries))
+    if len(digests) == 1:
+        return digests[0]
+    descriptors: dict[str, Descriptor] = {}
+    for tree, digest in entries:
+        for desc in _flatten(tree, digest):
+            descriptors.setdefault(desc.digest, desc)
+    platforms: dict[Platform, str] = {}
+    for desc in descriptors.values():
+        assert desc.platform is not None
+        if desc.platform in platforms and platforms[desc.platform] != desc.digest:
+            raise RegistryTreeError(
+                f"{repo}:{tag} has two different manifests for {desc.platform}: "
+                f"{platforms[desc.platform]} and {desc.digest}"
+            )
+        platforms[desc.platform] = desc.digest
+    ordered = sorted(descriptors.values(), key=lambda d: (str(d.platform), d.digest))
+    index = canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [d.to_json() for d in ordered]})
+    merged = target.put_blob(index)
+    target.link_revision(repo, merged)
+    return merged
 
 
 def _stamp(root: Path) -> None:
