@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 
 import sealer.cli
 from sealer import faults
@@ -31,7 +32,8 @@ def child(request: dict[str, object], report: int) -> None:
         sealer.cli.main()
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    except BaseException:  # reported as an exit code the test refuses
+    except BaseException:  # reported as an exit code the test refuses, with what escaped
+        traceback.print_exc()
         code = 99
     sys.stdout.flush()
     sys.stderr.flush()
