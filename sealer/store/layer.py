@@ -196,6 +196,24 @@ def extract_layer(blob: Path, target: Path, digest: str) -> bool:
     return whiteouts
 
 
+def read_layer_files(store: Store, digest: str, want: Callable[[str], bool]) -> dict[str, bytes]:
+    """The content of a stored layer's regular files whose path ``want`` accepts, read from
+    its tar (nothing unpacked); whiteouts are not files and are left out."""
+    out: dict[str, bytes] = {}
+    with tarfile.open(store.blob_path(digest), "r:*") as tar:
+        for member in tar:
+            rel = _safe_member_path(member.name, digest)
+            if not rel or not (member.isreg() or member.islnk()) or not want(rel):
+                continue
+            if os.path.basename(rel).startswith(WHITEOUT_PREFIX):
+                continue
+            src = tar.extractfile(member)
+            assert src is not None
+            with src:
+                out[rel] = src.read()
+    return out
+
+
 def has_whiteouts(store: Store, digest: str) -> bool:
     return (store.layers / (digest.split(":", 1)[1] + ".whiteouts")).exists()
 
