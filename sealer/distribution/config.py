@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sealer._fs import atomic_write
 from sealer.errors import SealerError, UsageError
 from sealer.store.layout import Store
@@ -87,6 +85,8 @@ def registry_config(store: Store, insecure: tuple[str, ...] = ()) -> RegistryCon
     data: dict[str, Any] = {}
     path = store.root / "config.yaml"
     if path.exists():
+        import yaml  # only when there is a file: a build that needs no YAML does not load it
+
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
