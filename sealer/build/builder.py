@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import stat
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,6 +287,8 @@ class Builder:
                 return None
             self._scan_layer(cached[0])
             return Layer(cached[0], cached[1], "RUN", instr.command)
+        import subprocess  # only a RUN that is not cached starts a process
+
         work = self.store.tmp_path(".rootfs")
         try:
             with self.reporter.task(f"{platform} RUN {instr.command}") as advance:

@@ -4,7 +4,6 @@ kept apart from the HTTP client so that commands which do not talk to one stay f
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import os
 from dataclasses import dataclass, field
@@ -64,6 +63,8 @@ def is_loopback(registry: str) -> bool:
     host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry[1:].split("]", maxsplit=1)[0]
     if host == "localhost":
         return True
+    import ipaddress  # asked only when talking to a registry: a build that fetches nothing does not load it
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -16,7 +16,6 @@ References are normalized as docker does and deduplicated.
 from __future__ import annotations
 
 import fnmatch
-import subprocess
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -139,6 +138,8 @@ def helm_images(helm: str, tree: Path) -> list[tuple[str, str]]:
 
 
 def _helm_template(helm: str, chart: Path) -> list[str]:
+    import subprocess
+
     proc = subprocess.run(
         [helm, "template", "sealer-scan", str(chart)], capture_output=True, text=True, check=False, timeout=120
     )
