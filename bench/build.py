@@ -127,7 +127,8 @@ def main() -> None:
         ]
         base_t = min(baseline(ctx) for _ in range(2))
         cold = [timed(b, env) for b in build]
-        rebuild = [timed(b, env) for b in build]
+        # an unchanged rebuild changes nothing, so it can be repeated: the best of 3, like the baseline
+        rebuild = min(([timed(b, env) for b in build] for _ in range(3)), key=sum)
         stored = sum(f.stat().st_size for f in (store / "blobs").rglob("*") if f.is_file())
         version = min(timed([*SEALER, "--version"], env) for _ in range(5))
         python = min(timed([sys.executable, "-c", "pass"], env) for _ in range(5))
@@ -139,7 +140,7 @@ def main() -> None:
             f"  [base {cold[0]:.2f} s, app {cold[1]:.2f} s]"
         )
         print(
-            f"unchanged rebuild         : {r:7.2f} s   ratio {r / c:5.2f}x cold      (target <= 0.10x)"
+            f"unchanged rebuild, best/3 : {r:7.2f} s   ratio {r / c:5.2f}x cold      (target <= 0.10x)"
             f"  [base {rebuild[0]:.2f} s, app {rebuild[1]:.2f} s]"
         )
         print(
