@@ -75,7 +75,7 @@ def images_in_file(path: str, data: bytes) -> list[tuple[str, str]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise KubefileError(path, 0, f"not valid YAML: not UTF-8: {err}") from err
+        raise KubefileError(path, 0, f"not UTF-8 text: byte {err.start} cannot be decoded") from err
     if kind == "list":
         return list(list_lines(text, path))
     walk = images_in_objects if kind == "manifest" else images_in_values

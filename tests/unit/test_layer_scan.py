@@ -3,6 +3,7 @@ unchanged rebuild, and the same images whichever way the result is obtained."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,31 @@ def test_libyaml_and_the_pure_python_loader_find_the_same(monkeypatch: pytest.Mo
         results.append((scan.images_in_file("manifests/app.yaml", data), err.value.line))
     assert results[0] == results[1]
     assert results[0][0][0] == ("nginx:1.25", "manifests/app.yaml")
+
+
+def test_helm_renders_a_chart_whose_files_come_from_two_layers_once(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """helm itself is not on this machine: a stand-in prints the chart's templates as rendered."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "helm.log"
+    bin_dir.mkdir()
+    (bin_dir / "helm").write_text(f'#!/bin/sh\necho "$@" >> {log}\ncat "$3"/templates/*.yaml\n')
+    (bin_dir / "helm").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    lower = layer(store, tmp_path / "a", {
+        "charts/web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+        "charts/web/templates/pod.yaml": "spec: {containers: [{image: replaced/template:1}]}\n",
+    })  # fmt: skip
+    upper = layer(store, tmp_path / "b", {"charts/web/templates/pod.yaml": "spec: {containers: [{image: web:2}]}\n"})
+    digests = [lower[0], upper[0]]
+    expected = [("web:2", "helm template charts/web")]
+    scans = ScanCache(store)
+    for digest, entries in (lower, upper):
+        scans.layer(digest, entries)
+    assert scans.images(digests) == expected
+    assert ScanCache(store).images(digests) == expected, "kept in the store"
+    assert len(log.read_text().splitlines()) == 1
+    for kept in (store.cache / "scan").glob("helm-*"):
+        kept.unlink()
+    assert ScanCache(store).images(digests) == expected, "the chart's files read back from the layers"
+    assert len(log.read_text().splitlines()) == 2
