@@ -1,16 +1,22 @@
-"""Build benchmark: a 1 GiB two-platform context (base plus app), against GNU tar | sha256sum.
+"""Build benchmark: a 512 MiB two-platform context (base plus app), against GNU tar | sha256sum.
 
-Prints the cold build time, the unchanged rebuild time and the store's bytes on disk, each
-beside this run's baseline, as ratios. Targets (issue 2): cold build <= 1.5x the baseline,
-rebuild < 5% of the cold build, store <= 1.1x the unique bytes.
+The app carries an 800 KiB manifest of ConfigMaps (dashboards), as CRD and monitoring bundles
+do, so the image scan has real YAML to read. Prints the cold build time, the unchanged
+rebuild time and the store's bytes on disk, each beside this run's baseline, as ratios, and
+how long ``sealer --version`` takes beside a bare ``python -c pass``. Targets (issue 17): cold
+build of base and app <= 1.0x the baseline, their unchanged rebuild <= 0.10x the cold build,
+store <= 1.1x the unique bytes, ``sealer --version`` under 0.10 s. Dirty pages are written
+back (sync) before every measured phase, so no phase pays for another's writeback.
 
-    python bench/build.py [--mib 1024] [--keep]
+    python bench/build.py [--mib 512] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -27,6 +33,36 @@ def write_random(path: Path, size: int) -> None:
     with open(path, "wb") as f:
         for _ in range(size >> 20):
             f.write(chunk[:7] + os.urandom(16) + chunk[23:])  # distinct blocks, cheap to make
+
+
+def write_dashboards(path: Path, kib: int) -> None:
+    """A List of ConfigMaps holding Grafana-style JSON dashboards, as CRD and monitoring bundles
+    ship them: large block scalars and no container image, all of it read by the image scan."""
+    rng = random.Random(17)
+    docs: list[str] = []
+    size, n = 0, 0
+    while size < kib << 10:
+        panels = [
+            {
+                "id": i,
+                "title": f"panel {i} of dashboard {n}",
+                "type": rng.choice(["graph", "stat", "table", "heatmap"]),
+                "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
+                "targets": [{"expr": f'sum(rate(http_requests{{job="svc-{n}",code=~"{rng.randint(2, 5)}.."}}[5m]))'}],
+            }
+            for i in range(24)
+        ]
+        body = json.dumps({"title": f"dashboard {n}", "uid": f"d{n:04}", "panels": panels}, indent=2)
+        doc = (
+            f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dashboard-{n}\n  namespace: monitoring\n"
+            f"  labels: {{grafana_dashboard: '1'}}\ndata:\n  dashboard-{n}.json: |-\n"
+            + "".join(f"    {line}\n" for line in body.splitlines())
+        )
+        docs.append(doc)
+        size += len(doc) + 4
+        n += 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("---\n".join(docs))
 
 
 def make_context(root: Path, total_mib: int) -> int:
@@ -47,32 +83,31 @@ def make_context(root: Path, total_mib: int) -> int:
         p = root / "base" / "rootfs" / "etc" / "small" / f"f{i:04}.conf"
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(os.urandom(512))
+    write_dashboards(root / "app" / "manifests" / "dashboards.yaml", 800)
     (root / "base" / "Kubefile").write_text("FROM scratch\nCOPY rootfs/. .\nCOPY ${ARCH}/. .\n")
     (root / "app" / "Kubefile").write_text(
-        "FROM bench-base:1\nCOPY charts .\nCOPY ${ARCH}/helm bin\nCMD helm install x charts/data\n"
+        "FROM bench-base:1\nCOPY charts .\nCOPY manifests .\nCOPY ${ARCH}/helm bin\nCMD helm install x charts/data\n"
     )
     return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
 
 
 def timed(args: list[str], env: dict[str, str]) -> float:
+    os.sync()
     start = time.perf_counter()
-    subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
 def baseline(ctx: Path) -> float:
+    os.sync()
     start = time.perf_counter()
     subprocess.run(f"tar -C {ctx} -cf - base app | sha256sum >/dev/null", shell=True, check=True)
     return time.perf_counter() - start
 
 
-def drop_caches() -> None:
-    subprocess.run(["sync"], check=False)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mib", type=int, default=1024)
+    parser.add_argument("--mib", type=int, default=512)
     parser.add_argument("--keep", action="store_true")
     opts = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sealer-bench-", dir="/var/tmp"))
@@ -80,24 +115,39 @@ def main() -> None:
         ctx, store = work / "ctx", work / "store"
         unique = make_context(ctx, opts.mib)
         env = {**os.environ, "SEALER_ROOT": str(store)}
+        # Measured as installed: pip compiles sealer's bytecode at install time, so no run here
+        # may pay for compiling it (some shells set PYTHONDONTWRITEBYTECODE, which would).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        compile_sealer = "import compileall, os, sealer; compileall.compile_dir(os.path.dirname(sealer.__file__))"
+        subprocess.run([sys.executable, "-c", compile_sealer], env=env, check=True, stdout=subprocess.DEVNULL)
         plats = ["--platform", "linux/amd64,linux/arm64"]
         build = [
             [*SEALER, "build", *plats, "-t", "bench-base:1", str(ctx / "base")],
             [*SEALER, "build", *plats, "-t", "bench-app:1", str(ctx / "app")],
         ]
-        drop_caches()
         base_t = min(baseline(ctx) for _ in range(2))
-        cold = sum(timed(b, env) for b in build)
-        rebuild = sum(timed(b, env) for b in build)
+        cold = [timed(b, env) for b in build]
+        # an unchanged rebuild changes nothing, so it can be repeated: the best of 3, like the baseline
+        rebuild = min(([timed(b, env) for b in build] for _ in range(3)), key=sum)
         stored = sum(f.stat().st_size for f in (store / "blobs").rglob("*") if f.is_file())
+        version = min(timed([*SEALER, "--version"], env) for _ in range(5))
+        python = min(timed([sys.executable, "-c", "pass"], env) for _ in range(5))
+        c, r = sum(cold), sum(rebuild)
         print(f"context: {unique / 2**20:.0f} MiB unique bytes, 2 platforms, base + app")
         print(f"baseline  tar | sha256sum : {base_t:7.2f} s")
-        print(f"cold build                : {cold:7.2f} s   ratio {cold / base_t:5.2f}x baseline  (target <= 1.5x)")
-        print(f"unchanged rebuild         : {rebuild:7.2f} s   ratio {rebuild / cold:6.1%} of cold   (target < 5%)")
+        print(
+            f"cold build                : {c:7.2f} s   ratio {c / base_t:5.2f}x baseline  (target <= 1.0x)"
+            f"  [base {cold[0]:.2f} s, app {cold[1]:.2f} s]"
+        )
+        print(
+            f"unchanged rebuild, best/3 : {r:7.2f} s   ratio {r / c:5.2f}x cold      (target <= 0.10x)"
+            f"  [base {rebuild[0]:.2f} s, app {rebuild[1]:.2f} s]"
+        )
         print(
             f"store blobs on disk       : {stored / 2**20:7.0f} MiB ratio {stored / unique:5.2f}x unique"
             " (target <= 1.1x)"
         )
+        print(f"sealer --version          : {version:7.3f} s   python -c pass {python:.3f} s  (target < 0.10 s)")
     finally:
         if not opts.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -1,3 +1,26 @@
-from sealer.cli import main
+"""The ``sealer`` program (``python -m sealer`` and the console script).
 
-main()
+``sealer --version`` is answered here, before click and the command line are imported: it
+is what scripts and installers run to see whether sealer is there, so it should cost no
+more than starting Python. Everything else goes to :mod:`sealer.cli`, which imports a
+command's modules only when that command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--version"]:
+        from sealer import __version__
+
+        sys.stdout.write(f"sealer, version {__version__}\n")  # the line click's version option prints
+        return
+    from sealer.cli import main as cli_main
+
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -207,6 +208,38 @@ def test_run_instruction_makes_a_layer_with_changes_and_whiteouts(sealer: Sealer
     content = sh("tar", "-xOf", str(blob), "etc/greeting")
     assert content.startswith("hi from arm64 in ") and "/tmp/" in content
     assert doc["spec"]["image_config"]["args"] == {"GREETING": "hi"}
+
+
+def test_a_manifest_that_is_not_yaml_is_named_on_one_line(sealer: Sealer, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "bad.yaml").write_text("kind: Pod\nspec: [x,\n  image: y\n")
+    (ctx / "Kubefile").write_text("FROM scratch\nCOPY bad.yaml manifests\n")
+    proc = sealer.run("build", "--platform", "linux/amd64,linux/arm64", "-t", "bad:1", str(ctx), check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("sealer: error: manifests/bad.yaml:4: not valid YAML: ")
+    assert proc.stderr.count("\n") == 1
+    assert sealer.images() == []
+
+
+def test_images_a_run_writes_are_found_again_when_the_run_is_cached(
+    sealer: Sealer, upstream: str, tmp_path: Path
+) -> None:
+    """The scan of a cached RUN layer comes from the store's scan cache, or else from the layer itself."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Kubefile").write_text(
+        "FROM scratch\nRUN mkdir manifests && echo 'image: kubernetesui/dashboard:v2.5.1' > manifests/m.yaml\n"
+    )
+    build = ("build", "--platform", "linux/amd64,linux/arm64", "-t", "run:1", str(ctx))
+    for again in ("first", "cached", "scan cache lost"):
+        if again == "scan cache lost":
+            shutil.rmtree(sealer.root / "cache" / "scan")
+        sealer.run(*build)
+        for platform in ("linux/amd64", "linux/arm64"):
+            doc = yaml.safe_load(sealer.run("inspect", "run:1", "--platform", platform).stdout)
+            images = doc["spec"]["image_config"]["images"]
+            assert images == ["docker.io/kubernetesui/dashboard:v2.5.1"], (again, platform)
 
 
 def test_failing_run_reports_exit_code_and_output(sealer: Sealer, tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import stat
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +33,9 @@ from sealer.oci.digest import Digest
 from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.progress import Reporter, SilentReporter
+from sealer.rootfs_cache.layer_scan import ScanCache
 from sealer.rootfs_cache.registry_tree import RegistryTree
-from sealer.rootfs_cache.scan import collect, scan_rootfs, served_path_clashes
+from sealer.rootfs_cache.scan import collect, served_path_clashes
 from sealer.store.image import (
     ImageConfig,
     Layer,
@@ -47,7 +47,7 @@ from sealer.store.image import (
     write_index,
     write_platform_image,
 )
-from sealer.store.layer import WHITEOUT_PREFIX, Entry, apply_layers, finalize, fingerprint, unpacked_layer, write_layer
+from sealer.store.layer import WHITEOUT_PREFIX, Entry, apply_layers, finalize, fingerprint, write_layer
 from sealer.store.layout import Store
 
 RUN_OUTPUT_TAIL = 2000
@@ -106,8 +106,9 @@ class Builder:
         self.cache = BuildCache(store)
         # The same sources (no ${ARCH} in them) are walked once for every platform.
         self._walked: dict[tuple[str, ...], tuple[list[Entry], str]] = {}
-        # Files this platform's build added that may name container images: rootfs path -> content
-        self._scan: dict[str, bytes] = {}
+        # The layers this platform's build added, bottom first: their files may name container images.
+        self._added: list[str] = []
+        self.scans = ScanCache(store)
         self._image_cache: Any = None  # an ImageCache, made on first use
         self._missing: list[str] = []  # images no platform could cache, reported together
 
@@ -137,7 +138,9 @@ class Builder:
                     "(--allow-missing-images to build anyway):\n  " + "\n  ".join(self._missing)
                 )
             index = write_index(self.store, result.images)
-            self.store.update_names(lambda names: names.__setitem__(name, index))
+            current = self.store.names().get(name)
+            if current is None or current.digest != index.digest:  # an unchanged rebuild writes nothing
+                self.store.update_names(lambda names: names.__setitem__(name, index))
         return result
 
     def _previous(self, name: str) -> dict[Platform, PlatformImage]:
@@ -159,7 +162,7 @@ class Builder:
         result: BuildResult,
     ) -> PlatformImage:
         variables = build_variables(platform, args)
-        self._scan = {}
+        self._added = []
         config = self._base_config(kubefile, platform, variables)
         config.build_args = {k: v for k, v in args.items() if v is not None}
         for instr in kubefile.instructions:
@@ -227,18 +230,19 @@ class Builder:
     ) -> Layer:
         walk_key = self._walk_copy(opts, instr, platform, variables, where)
         entries, stat_print = self._walked[walk_key]
-        self._remember_for_scan(entries)
         # A COPY layer's bytes do not depend on the layers below it, so platforms share it.
         key = _key("COPY", *walk_key, stat_print)
         cached = None if opts.no_cache else self.cache.get(key)
         if cached:
             result.layers_cached += 1
             self.reporter.note(f"{platform} {instr.keyword} {instr.value}: cached")
+            self._scan_layer(cached[0], entries)
             return Layer(cached[0], cached[1], "COPY", instr.value)
         total = sum(e.size for e in entries)
         with self.reporter.task(f"{platform} COPY {instr.value}", total) as advance:
             digest, size = write_layer(self.store, entries, advance)
         self.cache.put(key, digest, size)
+        self._scan_layer(digest, entries)
         result.layers_written += 1
         return Layer(digest, size, "COPY", instr.value)
 
@@ -286,8 +290,10 @@ class Builder:
             self.reporter.note(f"{platform} RUN {instr.command}: cached")
             if not cached[1]:
                 return None
-            self._scan_tree(unpacked_layer(self.store, cached[0]))
+            self._scan_layer(cached[0])
             return Layer(cached[0], cached[1], "RUN", instr.command)
+        import subprocess  # only a RUN that is not cached starts a process
+
         work = self.store.tmp_path(".rootfs")
         try:
             with self.reporter.task(f"{platform} RUN {instr.command}") as advance:
@@ -311,44 +317,27 @@ class Builder:
                     *where, f"RUN failed for {platform} with exit code {proc.returncode}: {tail or '(no output)'}"
                 )
             entries = _changes(work, before)
-            self._remember_for_scan(entries)
             if not entries:
                 self.cache.put(key, Digest.from_hex("0" * 64), 0)
                 return None
             digest, size = write_layer(self.store, finalize(entries))
+            self._scan_layer(digest, entries)  # while the files are still in the work tree
         finally:
             shutil.rmtree(work, ignore_errors=True)
         self.cache.put(key, digest, size)
         result.layers_written += 1
         return Layer(digest, size, "RUN", instr.command)
 
-    def _remember_for_scan(self, entries: list[Entry]) -> None:
-        for e in entries:
-            if e.kind == "file" and e.source and _may_name_images(e.path):
-                self._scan[e.path] = Path(e.source).read_bytes()
-
-    def _scan_tree(self, root: Path) -> None:
-        for dirpath, _dirs, files in os.walk(root):
-            for name in files:
-                full = Path(dirpath, name)
-                rel = full.relative_to(root).as_posix()
-                if _may_name_images(rel) and not full.is_symlink():
-                    self._scan[rel] = full.read_bytes()
+    def _scan_layer(self, digest: str, entries: list[Entry] | None = None) -> None:
+        """Remember a layer this platform's build added; its files are scanned (once per digest)."""
+        self.scans.layer(digest, entries)
+        self._added.append(digest)
 
     def _images_to_cache(self, opts: BuildOptions) -> list[str]:
-        """The normalized references this platform's added files (and --image-list) name."""
-        if not self._scan and not opts.image_lists:
+        """The normalized references this platform's added layers (and --image-list) name."""
+        if not self._added and not opts.image_lists:
             return []
-        mini = self.store.tmp_path(".scan")
-        try:
-            for rel, data in self._scan.items():
-                path = mini / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-            found = scan_rootfs(mini) if mini.exists() else []
-            return collect(found, opts.image_lists, opts.ignore_images)
-        finally:
-            shutil.rmtree(mini, ignore_errors=True)
+        return collect(self.scans.images(self._added), opts.image_lists, opts.ignore_images)
 
     def _cache_layer(
         self, opts: BuildOptions, refs: list[str], platform: Platform, config: ImageConfig, result: BuildResult
@@ -392,14 +381,6 @@ class Builder:
         self.cache.put(key, digest, size)
         result.layers_written += 1
         return Layer(digest, size, "BASE", "rootfs cache")
-
-
-def _may_name_images(path: str) -> bool:
-    """Files the image scan reads: manifests, image lists, and what helm needs of a chart."""
-    if path.startswith("charts/"):
-        name = path.rsplit("/", 1)[-1]
-        return name in ("values.yaml", "Chart.yaml", "_helpers.tpl") or "/templates/" in path
-    return path.startswith("manifests/") and (path.endswith((".yaml", ".yml")) or path == "manifests/imageList")
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:

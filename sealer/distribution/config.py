@@ -4,14 +4,11 @@ kept apart from the HTTP client so that commands which do not talk to one stay f
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from sealer._fs import atomic_write
 from sealer.errors import SealerError, UsageError
@@ -66,6 +63,8 @@ def is_loopback(registry: str) -> bool:
     host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry[1:].split("]", maxsplit=1)[0]
     if host == "localhost":
         return True
+    import ipaddress  # asked only when talking to a registry: a build that fetches nothing does not load it
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -87,6 +86,8 @@ def registry_config(store: Store, insecure: tuple[str, ...] = ()) -> RegistryCon
     data: dict[str, Any] = {}
     path = store.root / "config.yaml"
     if path.exists():
+        import yaml  # only when there is a file: a build that needs no YAML does not load it
+
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:

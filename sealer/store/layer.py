@@ -13,7 +13,6 @@ import hashlib
 import os
 import shutil
 import stat
-import tarfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +69,8 @@ def fingerprint(entries: list[Entry]) -> str:
 
 
 def _header(e: Entry) -> bytes:
+    import tarfile  # here and below: a build that writes and unpacks no layer does not load it
+
     info = tarfile.TarInfo(e.path + ("/" if e.kind == "dir" else ""))
     info.mtime = 0
     info.uid = info.gid = 0
@@ -148,6 +149,8 @@ def extract_layer(blob: Path, target: Path, digest: str) -> bool:
     Whiteouts stay as ``.wh.`` files; :func:`apply_layers` interprets them. Returns whether
     the layer had any.
     """
+    import tarfile
+
     root = os.path.realpath(target)
     whiteouts = False
     with tarfile.open(blob, "r:*") as tar:
@@ -194,6 +197,26 @@ def extract_layer(blob: Path, target: Path, digest: str) -> bool:
         for name in dirnames + filenames:
             os.utime(os.path.join(dirpath, name), (stamp, stamp), follow_symlinks=False)
     return whiteouts
+
+
+def read_layer_files(store: Store, digest: str, want: Callable[[str], bool]) -> dict[str, bytes]:
+    """The content of a stored layer's regular files whose path ``want`` accepts, read from
+    its tar (nothing unpacked); whiteouts are not files and are left out."""
+    import tarfile
+
+    out: dict[str, bytes] = {}
+    with tarfile.open(store.blob_path(digest), "r:*") as tar:
+        for member in tar:
+            rel = _safe_member_path(member.name, digest)
+            if not rel or not (member.isreg() or member.islnk()) or not want(rel):
+                continue
+            if os.path.basename(rel).startswith(WHITEOUT_PREFIX):
+                continue
+            src = tar.extractfile(member)
+            assert src is not None
+            with src:
+                out[rel] = src.read()
+    return out
 
 
 def has_whiteouts(store: Store, digest: str) -> bool:
