@@ -109,6 +109,8 @@ def print_yaml(value: Any) -> None:
     def str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
 
+    # for str subclasses too (Digest): yaml matches plain representers by exact type
+    BlockDumper.add_multi_representer(str, str_presenter)
     sys.stdout.write(yaml.dump(value, Dumper=BlockDumper, sort_keys=False, default_flow_style=False))
 
 

@@ -33,6 +33,7 @@ from sealer.oci.descriptor import (
     canonical_json,
     parse_json_blob,
 )
+from sealer.oci.digest import Digest
 from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.progress import Reporter
@@ -237,7 +238,7 @@ def _merged_index(client: RegistryClient, repo: str, tag: str, chosen: list[Plat
 
 
 def _short(digest: str) -> str:
-    return digest.rsplit(":", maxsplit=1)[-1][:12]
+    return Digest.parse(digest).short()
 
 
 def _both(a: Callable[[int], None], b: Callable[[int], None]) -> Callable[[int], None]:

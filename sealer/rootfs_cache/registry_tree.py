@@ -50,7 +50,7 @@ class RegistryTree:
         self.v2 = root / V2
 
     def blob_path(self, digest: str) -> Path:
-        hexd = digest.split(":", 1)[1]
+        hexd = Digest.parse(digest).hex
         return self.v2 / "blobs" / "sha256" / hexd[:2] / hexd / "data"
 
     def has_blob(self, digest: str) -> bool:

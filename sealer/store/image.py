@@ -157,7 +157,7 @@ class PlatformImage:
 
     @property
     def id(self) -> str:
-        return self.manifest.digest.split(":", 1)[1]
+        return self.manifest.digest.hex
 
     @property
     def platform(self) -> Platform:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sealer.errors import BuildError, DigestMismatchError
 from sealer.faults import checkpoint
+from sealer.oci.digest import Digest
 from sealer.store.layout import CHUNK, Store
 
 WHITEOUT_PREFIX = ".wh."
@@ -140,7 +141,7 @@ def layer_mtime(digest: str) -> int:
     """The time every file of an unpacked layer gets: derived from the digest, so an unchanged
     layer keeps its times when unpacked again (rsync's quick check skips it) and a changed
     one, even with a file of the same size, gets other times (rsync sends it)."""
-    return int(digest.split(":", 1)[1][:8], 16)
+    return int(Digest.parse(digest).hex[:8], 16)
 
 
 def extract_layer(blob: Path, target: Path, digest: str) -> bool:
@@ -220,12 +221,12 @@ def read_layer_files(store: Store, digest: str, want: Callable[[str], bool]) -> 
 
 
 def has_whiteouts(store: Store, digest: str) -> bool:
-    return (store.layers / (digest.split(":", 1)[1] + ".whiteouts")).exists()
+    return (store.layers / (Digest.parse(digest).hex + ".whiteouts")).exists()
 
 
 def unpacked_layer(store: Store, digest: str) -> Path:
     """The layer's files, extracted once and kept in the store (renamed in when complete)."""
-    hexd = digest.split(":", 1)[1]
+    hexd = Digest.parse(digest).hex
     final = store.layers / hexd
     if final.is_dir():
         return final
