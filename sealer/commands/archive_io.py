@@ -6,10 +6,10 @@ import json
 import sys
 from pathlib import Path
 
-from sealer.commands._output import RichReporter, info, print_json
+from sealer.commands._options import platform_filter, reporter_for
+from sealer.commands._output import info, print_json
 from sealer.distribution import archive
 from sealer.errors import UsageError
-from sealer.oci.platform import Platform
 from sealer.store.image import select
 from sealer.store.layout import Store
 
@@ -17,9 +17,9 @@ from sealer.store.layout import Store
 def save(output_path: str, names: list[str], platforms: str | None, output: str) -> None:
     """``-o -`` writes the tar to standard output; what is said for people goes to stderr."""
     store = Store.open()
-    plats = Platform.parse_list(platforms) if platforms is not None else None
+    plats = platform_filter(platforms)
     selections = [select(store, n, plats) for n in names]
-    reporter = RichReporter(quiet=output == "json")
+    reporter = reporter_for(output)
     if output_path == "-":
         if sys.stdout.isatty():
             raise UsageError("refusing to write an archive to a terminal: redirect standard output or give -o FILE")
@@ -41,7 +41,7 @@ def save(output_path: str, names: list[str], platforms: str | None, output: str)
 
 def load(input_path: str, output: str) -> None:
     store = Store.open()
-    reporter = RichReporter(quiet=output == "json")
+    reporter = reporter_for(output)
     if input_path == "-":
         result = archive.load(store, sys.stdin.buffer, "stdin", reporter)
     else:

@@ -3,9 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from sealer.build.builder import Builder, BuildOptions
-from sealer.commands._output import RichReporter, info, print_json
+from sealer.commands._options import build_platforms, reporter_for
+from sealer.commands._output import info, print_json
 from sealer.distribution.config import registry_config
-from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.store.layout import Store
 
@@ -28,7 +28,7 @@ def run(
         kubefile=Path(kubefile) if kubefile else ctx / "Kubefile",
         context=ctx,
         tag=Reference.parse_target(tag),
-        platforms=Platform.parse_build_list(platforms) if platforms is not None else [Platform.host()],
+        platforms=build_platforms(platforms),
         build_args=build_args,
         no_cache=no_cache,
         image_lists=[Path(p) for p in image_lists],
@@ -36,7 +36,7 @@ def run(
         allow_missing_images=allow_missing_images,
         registry_config=registry_config(store),
     )
-    result = Builder(store, RichReporter(quiet=output == "json")).build(opts)
+    result = Builder(store, reporter_for(output)).build(opts)
     if output == "json":
         print_json(
             {

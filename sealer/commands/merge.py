@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sealer.build.merge import merge as merge_images
-from sealer.commands._output import RichReporter, info, print_json
+from sealer.commands._options import build_platforms, reporter_for
+from sealer.commands._output import info, print_json
 from sealer.distribution import transfer
 from sealer.distribution.config import registry_config
 from sealer.errors import ImageNotFoundError
-from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.store.image import get_image
 from sealer.store.layout import Store
@@ -15,7 +15,7 @@ from sealer.store.layout import Store
 
 def merge(names: list[str], tag: str, platforms: str | None, insecure: bool, output: str) -> None:
     store = Store.open()
-    plats = Platform.parse_build_list(platforms) if platforms is not None else [Platform.host()]
+    plats = build_platforms(platforms)
     target = Reference.parse_target(tag)
     config = registry_config(store)
     images = []
@@ -26,7 +26,7 @@ def merge(names: list[str], tag: str, platforms: str | None, insecure: bool, out
         except ImageNotFoundError:
             if insecure:
                 config.insecure.add(transfer.remote(ref, config)[0])
-            transfer.pull(store, ref, plats, config, RichReporter(quiet=output == "json"))
+            transfer.pull(store, ref, plats, config, reporter_for(output))
             images.append(get_image(store, ref))
     results = merge_images(store, images, target, plats)
     if output == "json":

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from sealer.commands._output import RichReporter, info, print_json
+from sealer.commands._options import platform_filter, reporter_for
+from sealer.commands._output import info, print_json
 from sealer.distribution import transfer
 from sealer.distribution.config import RegistryConfig, registry_config
 from sealer.errors import UsageError
-from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.store.image import select
 from sealer.store.layout import Store
-
-
-def _platforms(text: str | None) -> list[Platform] | None:
-    return Platform.parse_list(text) if text is not None else None
 
 
 def _remote(name: str, insecure: bool) -> tuple[Store, Reference, RegistryConfig]:
@@ -29,13 +25,13 @@ def _remote(name: str, insecure: bool) -> tuple[Store, Reference, RegistryConfig
 
 def push(name: str, platforms: str | None, insecure: bool, replace_index: bool, output: str) -> None:
     store = Store.open()
-    plats = Platform.parse_list(platforms) if platforms is not None else None
+    plats = platform_filter(platforms)
     selection = select(store, name, plats)  # a name, or an image id (then that one platform)
     ref = Reference.parse(selection.image.name)
     config = registry_config(store)
     if insecure:
         config.insecure.add(transfer.remote(ref, config)[0])
-    result = transfer.push(store, ref, selection.platforms, config, RichReporter(quiet=output == "json"), replace_index)
+    result = transfer.push(store, ref, selection.platforms, config, reporter_for(output), replace_index)
     if output == "json":
         print_json(result.__dict__)
     else:
@@ -46,7 +42,7 @@ def push(name: str, platforms: str | None, insecure: bool, replace_index: bool, 
 
 def pull(name: str, platforms: str | None, insecure: bool, output: str) -> None:
     store, ref, config = _remote(name, insecure)
-    result = transfer.pull(store, ref, _platforms(platforms), config, RichReporter(quiet=output == "json"))
+    result = transfer.pull(store, ref, platform_filter(platforms), config, reporter_for(output))
     if output == "json":
         print_json({"name": result.name, "platforms": [p.to_oci() for p in result.platforms],
                     "downloaded": result.downloaded, "present": result.present})  # fmt: skip

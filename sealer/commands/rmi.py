@@ -1,15 +1,15 @@
 from __future__ import annotations
 
+from sealer.commands._options import platform_filter
 from sealer.commands._output import info, print_json
 from sealer.errors import StoreBusyError
-from sealer.oci.platform import Platform
 from sealer.store.image import remove_images, select
 from sealer.store.layout import Store
 
 
 def run(names: list[str], platforms: str | None, output: str) -> None:
     store = Store.open()
-    plats = Platform.parse_list(platforms) if platforms is not None else None
+    plats = platform_filter(platforms)
     # every name (or id) and platform is resolved before anything is removed
     selections = [select(store, n, plats) for n in names]
     removed = remove_images(store, selections)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_clusterfile
 from sealer.cluster.deploy import run_cluster
-from sealer.commands._output import RichReporter, info, print_json, table
+from sealer.commands._options import reporter_for
+from sealer.commands._output import info, print_json, table
 from sealer.errors import UsageError
 from sealer.names import check_name
 from sealer.store.layout import Store
@@ -43,7 +44,7 @@ def load_cluster(
 
 
 def run(cluster: Cluster, strict_host_keys: bool, output: str) -> None:
-    result = run_cluster(Store.open(), cluster, RichReporter(quiet=output == "json"), strict_host_keys)
+    result = run_cluster(Store.open(), cluster, reporter_for(output), strict_host_keys)
     rows = []
     for host in cluster.hosts:
         summary = result.playbook.hosts.get(host.address)
