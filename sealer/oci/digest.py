@@ -10,6 +10,8 @@ import hashlib
 import re
 from typing import Any
 
+import yaml
+
 from sealer.errors import DigestMismatchError
 
 ALGORITHM = "sha256"
@@ -69,3 +71,8 @@ class Digest(str):
     def short(self, length: int = 12) -> str:
         """The id people see: the first ``length`` hex digits."""
         return self.hex[:length]
+
+
+# A Digest is written into YAML (image YAML, inventories, Clusterfiles) as the plain string it is.
+for _dumper in (yaml.SafeDumper, yaml.Dumper):
+    _dumper.add_representer(Digest, _dumper.represent_str)

@@ -61,3 +61,21 @@ def test_with_registry_keeps_an_explicit_one() -> None:
 def test_rejects(bad: str) -> None:
     with pytest.raises(InvalidReferenceError):
         Reference.parse(bad)
+
+
+def test_a_digest_is_parsed_once_and_read_by_its_parts() -> None:
+    import json
+
+    import yaml
+
+    from sealer.errors import DigestMismatchError
+    from sealer.oci.digest import Digest
+
+    d = Digest.of(b"sealer")
+    assert d.algorithm == "sha256" and len(d.hex) == 64 and d == "sha256:" + d.hex
+    assert Digest.parse(str(d)) == d and Digest.from_hex(d.hex) == d
+    assert json.loads(json.dumps({"digest": d})) == {"digest": str(d)}
+    assert yaml.safe_load(yaml.safe_dump({"digest": d})) == {"digest": str(d)}
+    for bad in ("", "sha256:", "sha256:" + "A" * 64, "md5:" + "0" * 32, "sha256:" + "0" * 63, None, 7):
+        with pytest.raises(DigestMismatchError):
+            Digest.parse(bad)
