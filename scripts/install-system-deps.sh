@@ -6,6 +6,7 @@ packages=(
     skopeo docker-registry qemu-user-static binfmt-support debootstrap
     openssh-server openssh-client rsync iproute2 file util-linux procps
     gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross zstd
+    bubblewrap strace
 )
 if [ "$(id -u)" != 0 ]; then
     echo "install-system-deps: needs root (apt-get install, binfmt_misc)" >&2

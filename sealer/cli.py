@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from sealer import __version__
-from sealer.errors import SealerError, UsageError
+from sealer.errors import Interrupted, SealerError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -352,8 +353,15 @@ def sandbox_ls(output: str) -> None:
 
 
 def main() -> None:
+    from sealer import _signals
+
+    _signals.install()
     try:
         cli.main(standalone_mode=False)
+    except Interrupted as signalled:
+        _signals.end_children()
+        sys.stderr.write(f"sealer: interrupted by {signal.Signals(signalled.signum).name}\n")
+        sys.exit(128 + signalled.signum)
     except click.exceptions.Abort:
         sys.stderr.write("sealer: interrupted\n")
         sys.exit(130)

@@ -135,3 +135,12 @@ class UncacheableImageError(SealerError):
 
 class ArchiveError(SealerError):
     """An archive that cannot be loaded, and why; nothing of it was kept."""
+
+
+class Interrupted(BaseException):  # a signal, not an error: no ``except Exception`` may stop it
+    """SIGTERM or SIGINT reached sealer: raised in the main thread so that every ``finally`` and
+    context manager on the way out cleans up (temporary files, children, mounts)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -242,6 +242,25 @@ def test_images_a_run_writes_are_found_again_when_the_run_is_cached(
             assert images == ["docker.io/kubernetesui/dashboard:v2.5.1"], (again, platform)
 
 
+def test_run_executes_each_platforms_programs_confined(sealer: Sealer, tmp_path: Path) -> None:
+    """A RUN of an arm64 program runs through qemu-user binfmt inside its confinement, as an
+    amd64 one runs natively; host tools (sh, the shell's utilities) stay usable."""
+    ctx = tmp_path / "ctx"
+    source = tmp_path / "hello.c"
+    source.write_text('#include <stdio.h>\nint main(void) { puts("hello from " ARCH); return 0; }\n')
+    for arch, cc in (("amd64", "gcc"), ("arm64", "aarch64-linux-gnu-gcc")):
+        (ctx / arch).mkdir(parents=True)
+        sh(cc, "-static", "-Os", f'-DARCH="{arch}"', "-o", str(ctx / arch / "hello"), str(source))
+    (ctx / "Kubefile").write_text("FROM scratch\nCOPY ${ARCH}/hello bin\nRUN hello > said && uname -m >> said\n")
+    sealer.run("build", "--platform", "linux/amd64,linux/arm64", "-t", "hello:1", str(ctx))
+    for platform, arch in (("linux/amd64", "amd64"), ("linux/arm64", "arm64")):
+        layers = yaml.safe_load(sealer.run("inspect", "hello:1", "--platform", platform).stdout)["spec"]["layers"]
+        blob = sealer.root / "blobs" / "sha256" / layers[-1]["id"].split(":")[1]
+        said = sh("tar", "-xOf", str(blob), "said").splitlines()
+        assert said[0] == f"hello from {arch}"
+        assert said[1] == os.uname().machine  # the shell ran the host's uname
+
+
 def test_failing_run_reports_exit_code_and_output(sealer: Sealer, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sealer._fs import atomic_write
+from sealer.build.confine import PIDS_MAX, hidden_paths, run_confined
 from sealer.build.context import copy_entries, normalize_dest
 from sealer.build.kubefile import (
     ArgInstr,
@@ -51,6 +52,7 @@ from sealer.store.layer import WHITEOUT_PREFIX, Entry, apply_layers, finalize, f
 from sealer.store.layout import Store
 
 RUN_OUTPUT_TAIL = 2000
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass
@@ -283,7 +285,8 @@ class Builder:
         result: BuildResult,
     ) -> Layer | None:
         env_vars = {**variables, **config.env}
-        key = _key("RUN", [la.digest for la in config.layers], instr.command, env_vars)
+        network = ["network=host"] if instr.network else []  # a step with the network is another step
+        key = _key("RUN", [la.digest for la in config.layers], instr.command, env_vars, *network)
         cached = None if opts.no_cache else self.cache.get(key)
         if cached:
             result.layers_cached += 1
@@ -292,29 +295,29 @@ class Builder:
                 return None
             self._scan_layer(cached[0])
             return Layer(cached[0], cached[1], "RUN", instr.command)
-        import subprocess  # only a RUN that is not cached starts a process
 
         work = self.store.tmp_path(".rootfs")
+        log = self.store.tmp_path(".log")
         try:
             with self.reporter.task(f"{platform} RUN {instr.command}") as advance:
                 apply_layers(self.store, [la.digest for la in config.layers], work)
                 before = _snapshot(work)
-                env = {**os.environ, **env_vars}
-                env["PATH"] = f"{work / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
-                proc = subprocess.run(
-                    ["/bin/sh", "-c", instr.command],
-                    cwd=work,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    check=False,
+                # the step's environment is its own: the build's variables, not sealer's (which may
+                # hold credentials); the rootfs bin/ comes first on PATH
+                path = env_vars.get("PATH") or os.environ.get("PATH") or DEFAULT_PATH
+                env = {"HOME": "/root", **env_vars, "PATH": f"{work / 'bin'}:{path}"}
+                outcome = run_confined(
+                    instr.command, work, env, instr.network, hidden_paths(self.store.root), log, RUN_OUTPUT_TAIL
                 )
                 advance(1)
-            if proc.returncode != 0:
-                tail = proc.stdout.decode("utf-8", "replace")[-RUN_OUTPUT_TAIL:].strip().replace("\n", " | ")
+            tail = outcome.output.decode("utf-8", "replace").strip().replace("\n", " | ")
+            if outcome.pids_exhausted:
                 raise KubefileError(
-                    *where, f"RUN failed for {platform} with exit code {proc.returncode}: {tail or '(no output)'}"
+                    *where, f"RUN for {platform} reached its limit of {PIDS_MAX} processes and was ended"
+                )
+            if outcome.returncode != 0:
+                raise KubefileError(
+                    *where, f"RUN failed for {platform} with exit code {outcome.returncode}: {tail or '(no output)'}"
                 )
             entries = _changes(work, before)
             if not entries:
@@ -324,6 +327,7 @@ class Builder:
             self._scan_layer(digest, entries)  # while the files are still in the work tree
         finally:
             shutil.rmtree(work, ignore_errors=True)
+            log.unlink(missing_ok=True)
         self.cache.put(key, digest, size)
         result.layers_written += 1
         return Layer(digest, size, "RUN", instr.command)

@@ -56,6 +56,7 @@ class CopyInstr(Instruction):
 @dataclass(frozen=True)
 class RunInstr(Instruction):
     command: str  # shell form, or an exec form joined with shell quoting
+    network: bool = False  # RUN --network=host: the build host's network; otherwise none
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,24 @@ def _parse_copy(fail: _Fail, line: int, text: str, rest: str, declared: set[str]
     return CopyInstr(line, text, tuple(words[:-1]), words[-1])
 
 
+RUN_NETWORK = {"host": True, "none": False, "default": False}
+
+
 def _parse_run(fail: _Fail, line: int, text: str, rest: str, declared: set[str]) -> Instruction:
-    return RunInstr(line, text, _command(fail, rest))
+    """``RUN [--network=host|none] command``, BuildKit's syntax; no network unless asked for."""
+    network = False
+    while rest.startswith("--"):
+        option, _, rest = rest.partition(" ")
+        rest = rest.strip()
+        name, eq, value = option.partition("=")
+        if name != "--network" or not eq:
+            raise fail(f"RUN option {option!r} is not supported (only --network=host or --network=none)")
+        if value not in RUN_NETWORK:
+            raise fail(f"RUN --network={value} is not supported: host or none")
+        network = RUN_NETWORK[value]
+        if not rest:
+            raise fail("RUN needs a command after its options")
+    return RunInstr(line, text, _command(fail, rest), network)
 
 
 def _parse_cmd(fail: _Fail, line: int, text: str, rest: str, declared: set[str]) -> Instruction:

@@ -414,13 +414,10 @@ def _commit(
     if unreferenced:
         raise ArchiveError(f"{source}: blob {sorted(unreferenced)[0]} is in the archive but no image uses it")
     # Everything holds: move the blobs in, then name the images (the only visible step).
-    new = 0
-    for digest in staged:
-        if not store.has_blob(digest):
-            store.adopt(staging / Digest.parse(digest).hex, digest)
-            new += 1
+    new = [digest for digest in staged if not store.has_blob(digest)]
+    store.adopt_many([(staging / Digest.parse(digest).hex, digest) for digest in new])
     _name_images(store, loaded)
-    return LoadResult(sorted(loaded), new)
+    return LoadResult(sorted(loaded), len(new))
 
 
 def _name_images(store: Store, loaded: dict[str, list[Descriptor]]) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sealer._fs import fsync_dir, fsync_file
 from sealer.errors import BuildError, DigestMismatchError
 from sealer.faults import checkpoint
 from sealer.oci.digest import Digest
@@ -194,9 +195,15 @@ def extract_layer(blob: Path, target: Path, digest: str) -> bool:
             else:
                 raise DigestMismatchError(digest, f"layer entry {member.name!r} is a device or other special file")
     stamp = layer_mtime(digest)
-    for dirpath, dirnames, filenames in os.walk(root):
+    # Times set, then every file and directory fsynced: the tree is renamed into layers/ next,
+    # and from then on it is trusted as the layer's content, also after a power cut.
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
         for name in dirnames + filenames:
-            os.utime(os.path.join(dirpath, name), (stamp, stamp), follow_symlinks=False)
+            path = os.path.join(dirpath, name)
+            os.utime(path, (stamp, stamp), follow_symlinks=False)
+            if name in filenames and not os.path.islink(path):
+                fsync_file(Path(path))
+        fsync_dir(Path(dirpath))
     return whiteouts
 
 
@@ -241,6 +248,7 @@ def unpacked_layer(store: Store, digest: str) -> Path:
         except OSError:
             if not final.is_dir():
                 raise
+        fsync_dir(store.layers)
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)

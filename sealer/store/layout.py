@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sealer._fs import atomic_write, file_lock
+from sealer._fs import atomic_write, file_lock, fsync_dir, fsync_file
 from sealer.errors import DigestMismatchError, StoreError
 from sealer.faults import checkpoint
 from sealer.oci.descriptor import (
@@ -122,8 +122,7 @@ class Staging:
 
     def commit(self) -> None:
         with self._lock:
-            for digest, path in self.held.items():
-                self.store.adopt(path, digest)
+            self.store.adopt_many([(path, digest) for digest, path in self.held.items()])
             self.held.clear()
 
     def discard(self) -> None:
@@ -240,14 +239,26 @@ class Store:
 
     def adopt(self, tmp: Path, digest: str) -> None:
         """Move a verified temp file into blobs/ (a concurrent writer of the same digest wins too)."""
-        final = self.blob_path(digest)
-        if final.exists():
-            tmp.unlink()
-            return
-        os.chmod(tmp, 0o644)
-        checkpoint()
-        os.replace(tmp, final)
-        checkpoint()
+        self.adopt_many([(tmp, digest)])
+
+    def adopt_many(self, blobs: list[tuple[Path, str]]) -> None:
+        """Move verified temp files into blobs/, durably: each file is fsynced before its rename
+        and blobs/ after the renames, so a power cut never leaves a name without its content,
+        and index.json (written after this returns) never names a blob the disk may lose."""
+        renamed = False
+        for tmp, digest in blobs:
+            final = self.blob_path(digest)
+            if final.exists():
+                tmp.unlink()
+                continue
+            os.chmod(tmp, 0o644)
+            fsync_file(tmp)
+            checkpoint()
+            os.replace(tmp, final)
+            renamed = True
+            checkpoint()
+        if renamed:
+            fsync_dir(self.blobs)
 
     # ---- names (index.json) ------------------------------------------------------------
 

@@ -100,6 +100,10 @@ def test_expand_per_platform() -> None:
         ('FROM scratch\nCOPY ["a", 1]\n', 2, "array of strings"),
         ("FROM scratch\nRUN\n", 2, "needs an argument"),
         ("FROM scratch\nRUN []\n", 2, "at least a program"),
+        ("FROM scratch\nRUN --mount=type=cache x\n", 2, "RUN option '--mount=type=cache' is not supported"),
+        ("FROM scratch\nRUN --network=bridge x\n", 2, "RUN --network=bridge is not supported"),
+        ("FROM scratch\nRUN --network x\n", 2, "RUN option '--network' is not supported"),
+        ("FROM scratch\nRUN --network=host\n", 2, "needs a command"),
         ('FROM scratch\nCMD ["a",\n', 2, "malformed JSON"),
         ("FROM scratch\nARG\n", 2, "needs an argument"),
         ("FROM scratch\nARG 1bad\n", 2, "invalid ARG name"),
@@ -139,3 +143,15 @@ def test_trailing_comment_rules() -> None:
     assert isinstance(copy, CopyInstr) and copy.sources == ("a # b", "c#d") and copy.dest == "dest"
     run = kf.instructions[2]
     assert isinstance(run, RunInstr) and run.command == "echo 1 # the shell sees this"
+
+
+def test_run_network_option() -> None:
+    kf = parse(
+        'FROM scratch\nRUN --network=host curl -fsS x\nRUN --network=none ["a", "b c"]\nRUN echo --network=host\n'
+    )
+    runs = [i for i in kf.instructions if isinstance(i, RunInstr)]
+    assert [(r.command, r.network) for r in runs] == [
+        ("curl -fsS x", True),
+        ("a 'b c'", False),
+        ("echo --network=host", False),
+    ]

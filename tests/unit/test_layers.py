@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "sealer"
 BASE = {"errors", "faults", "progress", "_fs", "names", "__version__"}
 ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli", "__version__"},
-    "cli": {"commands"} | BASE,
+    "cli": {"commands", "_signals"} | BASE,
     "commands": {"cluster", "sandbox", "build", "rootfs_cache", "distribution", "store", "oci"} | BASE,
     "cluster": {"rootfs_cache", "store", "oci"} | BASE,
     "sandbox": {"store", "oci"} | BASE,
@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "oci": {"errors"},
     "_fs": {"errors", "faults"},
     "names": {"errors"},
+    "_signals": {"errors"},
     "errors": set(),
     "faults": set(),
     "progress": set(),

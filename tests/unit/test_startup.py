@@ -42,4 +42,4 @@ def test_help_imports_the_command_line_and_no_module_that_does_the_work() -> Non
     assert "Build an image from a Kubefile" in out
     assert "click" in modules
     assert top(modules) & (HEAVY - {"click"}) == set()
-    assert {m for m in modules if m.startswith("sealer.")} == {"sealer.cli", "sealer.errors"}
+    assert {m for m in modules if m.startswith("sealer.")} == {"sealer.cli", "sealer.errors", "sealer._signals"}
