@@ -19,7 +19,7 @@ import stat
 import tarfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -214,59 +214,85 @@ def _open_tar(stream: IO[bytes]) -> tuple[tarfile.TarFile, int | None]:
     return tarfile.open(fileobj=stream, mode="r|*", bufsize=CHUNK), None
 
 
-def _load(store: Store, stream: IO[bytes], source: str, staging: Path, reporter: Reporter) -> LoadResult:
+@dataclass
+class _Reading:
+    """What load has read of an archive so far: its index.json and its blobs, staged (``staged``)
+    or found in the store already (``present``), by digest with their sizes."""
+
+    store: Store
+    source: str
+    staging: Path
+    fd: int | None
     index_json: bytes | None = None
-    staged: dict[str, int] = {}
-    present: dict[str, int] = {}
-    seen: set[str] = set()
+    staged: dict[str, int] = field(default_factory=dict)
+    present: dict[str, int] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+
+    def take(self, tar: tarfile.TarFile, member: tarfile.TarInfo, advance: Callable[[int], None]) -> None:
+        clean = self._checked_name(member)
+        if clean is None:
+            return
+        if clean == "oci-layout":
+            if json.loads(self._small(tar, member, 4096) or b"{}").get("imageLayoutVersion") != "1.0.0":
+                raise ArchiveError(f"{self.source}: oci-layout is not version 1.0.0")
+        elif clean == "index.json":
+            self.index_json = self._small(tar, member, MAX_JSON_BLOB + 1)
+            if len(self.index_json) > MAX_JSON_BLOB:
+                raise ArchiveError(f"{self.source}: index.json is larger than {MAX_JSON_BLOB} bytes")
+        else:
+            self._blob(tar, member, clean, advance)
+
+    def _checked_name(self, member: tarfile.TarInfo) -> str | None:
+        """The entry's path in the layout; None for a directory of it. Anything else is refused."""
+        name = member.name
+        clean = name[2:] if name.startswith("./") else name
+        clean = clean.rstrip("/") if member.isdir() else clean
+        if name.startswith("/") or ".." in name.split("/"):
+            raise ArchiveError(f"{self.source}: entry {name!r} escapes the archive root")
+        if member.issym() or member.islnk():
+            raise ArchiveError(f"{self.source}: entry {name!r} is a link; an image archive holds none")
+        if member.isdir():
+            if clean not in _DIRS:
+                raise ArchiveError(f"{self.source}: unexpected directory {name!r}")
+            return None
+        if not member.isreg():
+            raise ArchiveError(f"{self.source}: entry {name!r} is a device or other special file")
+        if clean in self.seen:
+            raise ArchiveError(f"{self.source}: entry {name!r} appears twice")
+        self.seen.add(clean)
+        return clean
+
+    @staticmethod
+    def _small(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int) -> bytes:
+        src = tar.extractfile(member)
+        assert src is not None
+        return src.read(limit)
+
+    def _blob(self, tar: tarfile.TarFile, member: tarfile.TarInfo, clean: str, advance: Callable[[int], None]) -> None:
+        match = _BLOB_NAME.match(clean)
+        if not match:
+            raise ArchiveError(f"{self.source}: unexpected entry {member.name!r}")
+        digest = Digest.from_hex(match.group(1))
+        path = self.staging / digest.hex
+        if self.fd is not None and self.store.has_blob(digest):
+            # the store's copy is verified already; reading the archive's would change nothing
+            self.present[digest] = member.size
+            advance(member.size)
+        elif self.fd is not None:
+            self.staged[digest] = _stage_range(self.fd, member.offset_data, member.size, path, digest, advance)
+        else:
+            src = tar.extractfile(member)
+            assert src is not None
+            self.staged[digest] = _stage_stream(src, path, digest, member.size, advance)
+
+
+def _load(store: Store, stream: IO[bytes], source: str, staging: Path, reporter: Reporter) -> LoadResult:
     try:
         tar, fd = _open_tar(stream)
+        reading = _Reading(store, source, staging, fd)
         with tar, reporter.task(f"loading {source}") as advance:
             for member in tar:
-                name = member.name
-                clean = name[2:] if name.startswith("./") else name
-                clean = clean.rstrip("/") if member.isdir() else clean
-                if name.startswith("/") or ".." in name.split("/"):
-                    raise ArchiveError(f"{source}: entry {name!r} escapes the archive root")
-                if member.issym() or member.islnk():
-                    raise ArchiveError(f"{source}: entry {name!r} is a link; an image archive holds none")
-                if member.isdir():
-                    if clean not in _DIRS:
-                        raise ArchiveError(f"{source}: unexpected directory {name!r}")
-                    continue
-                if not member.isreg():
-                    raise ArchiveError(f"{source}: entry {name!r} is a device or other special file")
-                if clean in seen:
-                    raise ArchiveError(f"{source}: entry {name!r} appears twice")
-                seen.add(clean)
-                if clean == "oci-layout":
-                    src = tar.extractfile(member)
-                    assert src is not None
-                    if json.loads(src.read(4096) or b"{}").get("imageLayoutVersion") != "1.0.0":
-                        raise ArchiveError(f"{source}: oci-layout is not version 1.0.0")
-                    continue
-                if clean == "index.json":
-                    src = tar.extractfile(member)
-                    assert src is not None
-                    index_json = src.read(MAX_JSON_BLOB + 1)
-                    if len(index_json) > MAX_JSON_BLOB:
-                        raise ArchiveError(f"{source}: index.json is larger than {MAX_JSON_BLOB} bytes")
-                    continue
-                match = _BLOB_NAME.match(clean)
-                if not match:
-                    raise ArchiveError(f"{source}: unexpected entry {name!r}")
-                digest = Digest.from_hex(match.group(1))
-                path = staging / match.group(1)
-                if fd is not None and store.has_blob(digest):
-                    # the store's copy is verified already; reading the archive's would change nothing
-                    present[digest] = member.size
-                    advance(member.size)
-                elif fd is not None:
-                    staged[digest] = _stage_range(fd, member.offset_data, member.size, path, digest, advance)
-                else:
-                    src = tar.extractfile(member)
-                    assert src is not None
-                    staged[digest] = _stage_stream(src, path, digest, member.size, advance)
+                reading.take(tar, member, advance)
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise  # the store's disk, not the archive: said as such by the command line
@@ -275,9 +301,9 @@ def _load(store: Store, stream: IO[bytes], source: str, staging: Path, reporter:
         raise ArchiveError(f"{source}: the archive is truncated or damaged: {err}") from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ArchiveError(f"{source}: oci-layout is not JSON") from err
-    if index_json is None:
+    if reading.index_json is None:
         raise ArchiveError(f"{source}: no index.json: not an OCI image layout")
-    return _commit(store, source, staging, staged, present, index_json)
+    return _commit(store, source, staging, reading.staged, reading.present, reading.index_json)
 
 
 def _check_staged(digest: str, got: int, size: int, hasher: Any) -> int:
@@ -350,54 +376,68 @@ def _hash_back(hasher: Any, fd: int, offset: int, count: int) -> None:
         count -= len(data)
 
 
+@dataclass
+class _Verifier:
+    """Checks everything an archive's index reaches, against what was staged or is stored."""
+
+    store: Store
+    source: str
+    staging: Path
+    staged: dict[str, int]
+    present: dict[str, int]
+    referenced: set[str] = field(default_factory=set)
+
+    def blob(self, digest: str) -> bytes:
+        if digest in self.staged:
+            if self.staged[digest] > MAX_JSON_BLOB:
+                raise ArchiveError(f"{self.source}: {digest} is too large for a manifest")
+            return (self.staging / Digest.parse(digest).hex).read_bytes()
+        if self.store.has_blob(digest):
+            return self.store.read_blob(digest)
+        raise ArchiveError(f"{self.source}: {digest} is referenced but not in the archive")
+
+    def size(self, digest: str) -> int:
+        size = self.staged.get(digest, self.present.get(digest))
+        if size is None and self.store.has_blob(digest):
+            size = self.store.blob_size(digest)
+        if size is None:
+            raise ArchiveError(f"{self.source}: {digest} is referenced but not in the archive")
+        return size
+
+    def check(self, desc: Descriptor, depth: int = 0) -> list[Descriptor]:
+        """Verify everything ``desc`` reaches; returns the platform manifests below it."""
+        if depth > MAX_INDEX_DEPTH:
+            raise ArchiveError(f"{self.source}: indexes nest deeper than {MAX_INDEX_DEPTH} (a loop?)")
+        self.referenced.add(desc.digest)
+        size = self.size(desc.digest)
+        if size != desc.size:
+            raise ArchiveError(f"{self.source}: {desc.digest} is {size} bytes, its descriptor says {desc.size}")
+        if desc.media_type in INDEX_TYPES:
+            doc = _json(self.blob(desc.digest), desc.digest, self.source)
+            out: list[Descriptor] = []
+            for m in doc.get("manifests") or []:
+                out += self.check(_descriptor(m, desc.digest, self.source), depth + 1)
+            return out
+        if desc.media_type in MANIFEST_TYPES:
+            doc = _json(self.blob(desc.digest), desc.digest, self.source)
+            config = _descriptor(doc.get("config"), desc.digest, self.source)
+            self.check(config, depth + 1)
+            _json(self.blob(config.digest), config.digest, self.source)
+            for layer in doc.get("layers") or []:
+                self.check(_descriptor(layer, desc.digest, self.source), depth + 1)
+            return [desc]
+        return []
+
+
 def _commit(
     store: Store, source: str, staging: Path, staged: dict[str, int], present: dict[str, int], index_json: bytes
 ) -> LoadResult:
-    def blob(digest: str) -> bytes:
-        path = staging / Digest.parse(digest).hex
-        if digest in staged:
-            if staged[digest] > MAX_JSON_BLOB:
-                raise ArchiveError(f"{source}: {digest} is too large for a manifest")
-            return path.read_bytes()
-        if store.has_blob(digest):
-            return store.read_blob(digest)
-        raise ArchiveError(f"{source}: {digest} is referenced but not in the archive")
-
     try:
         top = parse_json_blob(index_json, "index.json")
     except DigestMismatchError as err:
         raise ArchiveError(f"{source}: index.json is not a JSON object") from err
-    referenced: set[str] = set()
+    verifier = _Verifier(store, source, staging, staged, present)
     loaded: dict[str, list[Descriptor]] = {}
-
-    def check(desc: Descriptor, depth: int) -> list[Descriptor]:
-        """Verify everything ``desc`` reaches; returns the platform manifests below it."""
-        if depth > MAX_INDEX_DEPTH:
-            raise ArchiveError(f"{source}: indexes nest deeper than {MAX_INDEX_DEPTH} (a loop?)")
-        referenced.add(desc.digest)
-        size = staged.get(desc.digest, present.get(desc.digest))
-        if size is None and store.has_blob(desc.digest):
-            size = store.blob_size(desc.digest)
-        if size is None:
-            raise ArchiveError(f"{source}: {desc.digest} is referenced but not in the archive")
-        if size != desc.size:
-            raise ArchiveError(f"{source}: {desc.digest} is {size} bytes, its descriptor says {desc.size}")
-        if desc.media_type in INDEX_TYPES:
-            doc = _json(blob(desc.digest), desc.digest, source)
-            out: list[Descriptor] = []
-            for m in doc.get("manifests") or []:
-                out += check(_descriptor(m, desc.digest, source), depth + 1)
-            return out
-        if desc.media_type in MANIFEST_TYPES:
-            doc = _json(blob(desc.digest), desc.digest, source)
-            config = _descriptor(doc.get("config"), desc.digest, source)
-            check(config, depth + 1)
-            _json(blob(config.digest), config.digest, source)
-            for layer in doc.get("layers") or []:
-                check(_descriptor(layer, desc.digest, source), depth + 1)
-            return [desc]
-        return []
-
     for entry in top.get("manifests") or []:
         desc = _descriptor(entry, "index.json", source)
         name = desc.annotations.get(ANNOTATION_REF_NAME)
@@ -407,10 +447,10 @@ def _commit(
             key = store_key(Reference.parse(name))
         except SealerError as err:
             raise ArchiveError(f"{source}: image name {name!r} is not a valid reference") from err
-        loaded.setdefault(key, []).extend(check(desc, 0))
+        loaded.setdefault(key, []).extend(verifier.check(desc))
     if not loaded:
         raise ArchiveError(f"{source}: index.json names no image")
-    unreferenced = (set(staged) | set(present)) - referenced
+    unreferenced = (set(staged) | set(present)) - verifier.referenced
     if unreferenced:
         raise ArchiveError(f"{source}: blob {sorted(unreferenced)[0]} is in the archive but no image uses it")
     # Everything holds: move the blobs in, then name the images (the only visible step).
