@@ -183,20 +183,27 @@ class Builder:
                 layer = self._run(opts, instr, config, platform, variables, where, result)
                 if layer is not None:
                     config.layers.append(layer)
-        refs = [r for r in self._images_to_cache(opts) if r not in config.images]
-        if refs:
-            clashes = served_path_clashes([*config.images, *refs])
-            if clashes:
-                raise BuildError("\n".join(clashes))
-            cache_layer = self._cache_layer(opts, refs, platform, config, result)
-            if cache_layer is not None:
-                config.layers.append(cache_layer)
-            config.images = sorted({*config.images, *refs})
+        self._add_image_cache(opts, platform, config, result)
         old = previous.get(platform)
         if old is not None and old.config.content_key() == config.content_key():
             return old  # nothing changed: the same image, the same id
         config.created = now_rfc3339()
         return write_platform_image(self.store, config)
+
+    def _add_image_cache(
+        self, opts: BuildOptions, platform: Platform, config: ImageConfig, result: BuildResult
+    ) -> None:
+        """The container images the build found, fetched for ``platform`` into a last layer."""
+        refs = [r for r in self._images_to_cache(opts) if r not in config.images]
+        if not refs:
+            return
+        clashes = served_path_clashes([*config.images, *refs])
+        if clashes:
+            raise BuildError("\n".join(clashes))
+        cache_layer = self._cache_layer(opts, refs, platform, config, result)
+        if cache_layer is not None:
+            config.layers.append(cache_layer)
+        config.images = sorted({*config.images, *refs})
 
     def _base_config(self, kubefile: Kubefile, platform: Platform, variables: dict[str, str]) -> ImageConfig:
         instr = kubefile.base

@@ -16,12 +16,16 @@ import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sealer._fs import fsync_dir, fsync_file
 from sealer.errors import BuildError, DigestMismatchError
 from sealer.faults import checkpoint
 from sealer.oci.digest import Digest
 from sealer.store.layout import CHUNK, Store
+
+if TYPE_CHECKING:  # imported when a layer is read: start-up pays nothing for it
+    import tarfile
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
@@ -160,43 +164,56 @@ def extract_layer(blob: Path, target: Path, digest: str) -> bool:
             rel = _safe_member_path(member.name, digest)
             if not rel:
                 continue
-            dest = os.path.join(root, rel)
-            if not _inside(root, os.path.dirname(dest)):
-                raise DigestMismatchError(digest, f"layer entry {member.name!r} goes through a link out of the layer")
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            if os.path.lexists(dest) and not (member.isdir() and os.path.isdir(dest)):
-                if os.path.isdir(dest) and not os.path.islink(dest):
-                    shutil.rmtree(dest)
-                else:
-                    os.unlink(dest)
+            dest = _make_room(root, rel, member, digest)
             whiteouts = whiteouts or os.path.basename(rel).startswith(WHITEOUT_PREFIX)
-            mode = member.mode & 0o7777 & ~0o6000  # never set-id bits from an archive
-            if member.isdir():
-                os.makedirs(dest, exist_ok=True)
-                os.chmod(dest, mode | 0o700)
-            elif member.isreg():
-                src = tar.extractfile(member)
-                assert src is not None
-                with src, open(dest, "wb") as f:
-                    shutil.copyfileobj(src, f, CHUNK)
-                os.chmod(dest, mode)
-            elif member.issym():
-                os.symlink(member.linkname, dest)
-            elif member.islnk():
-                link_rel = _safe_member_path(member.linkname, digest)
-                link_src = os.path.join(root, link_rel)
-                if not _inside(root, link_src) or not os.path.isfile(link_src):
-                    raise DigestMismatchError(digest, f"hard link {member.name!r} points outside the layer")
-                os.link(link_src, dest)
-            elif member.ischr() and member.devmajor == 0 and member.devminor == 0:
-                # an overlayfs-style whiteout: record it the OCI way
-                d, base = os.path.split(dest)
-                Path(d, WHITEOUT_PREFIX + base).touch()
-            else:
-                raise DigestMismatchError(digest, f"layer entry {member.name!r} is a device or other special file")
-    stamp = layer_mtime(digest)
-    # Times set, then every file and directory fsynced: the tree is renamed into layers/ next,
-    # and from then on it is trusted as the layer's content, also after a power cut.
+            _extract_member(tar, member, root, dest, digest)
+    _stamp_and_sync(root, layer_mtime(digest))
+    return whiteouts
+
+
+def _make_room(root: str, rel: str, member: tarfile.TarInfo, digest: str) -> str:
+    """Where ``member`` goes, its parent made and whatever stood there (another layer's) gone."""
+    dest = os.path.join(root, rel)
+    if not _inside(root, os.path.dirname(dest)):
+        raise DigestMismatchError(digest, f"layer entry {member.name!r} goes through a link out of the layer")
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if os.path.lexists(dest) and not (member.isdir() and os.path.isdir(dest)):
+        if os.path.isdir(dest) and not os.path.islink(dest):
+            shutil.rmtree(dest)
+        else:
+            os.unlink(dest)
+    return dest
+
+
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str, dest: str, digest: str) -> None:
+    mode = member.mode & 0o7777 & ~0o6000  # never set-id bits from an archive
+    if member.isdir():
+        os.makedirs(dest, exist_ok=True)
+        os.chmod(dest, mode | 0o700)
+    elif member.isreg():
+        src = tar.extractfile(member)
+        assert src is not None
+        with src, open(dest, "wb") as f:
+            shutil.copyfileobj(src, f, CHUNK)
+        os.chmod(dest, mode)
+    elif member.issym():
+        os.symlink(member.linkname, dest)
+    elif member.islnk():
+        link_src = os.path.join(root, _safe_member_path(member.linkname, digest))
+        if not _inside(root, link_src) or not os.path.isfile(link_src):
+            raise DigestMismatchError(digest, f"hard link {member.name!r} points outside the layer")
+        os.link(link_src, dest)
+    elif member.ischr() and member.devmajor == 0 and member.devminor == 0:
+        # an overlayfs-style whiteout: record it the OCI way
+        d, base = os.path.split(dest)
+        Path(d, WHITEOUT_PREFIX + base).touch()
+    else:
+        raise DigestMismatchError(digest, f"layer entry {member.name!r} is a device or other special file")
+
+
+def _stamp_and_sync(root: str, stamp: int) -> None:
+    """Times set, then every file and directory fsynced: the tree is renamed into layers/ next,
+    and from then on it is trusted as the layer's content, also after a power cut."""
     for dirpath, dirnames, filenames in os.walk(root, topdown=False):
         for name in dirnames + filenames:
             path = os.path.join(dirpath, name)
@@ -204,7 +221,6 @@ def extract_layer(blob: Path, target: Path, digest: str) -> bool:
             if name in filenames and not os.path.islink(path):
                 fsync_file(Path(path))
         fsync_dir(Path(dirpath))
-    return whiteouts
 
 
 def read_layer_files(store: Store, digest: str, want: Callable[[str], bool]) -> dict[str, bytes]:
