@@ -177,6 +177,42 @@ def _ssh_from(data: Any, where: str) -> dict[str, Any]:
 def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
     """Parse a Clusterfile; ``defaults`` (the image's ClusterFile annotation) fills what it omits."""
     display = str(path)
+    node, kubeadm_docs = _documents(path, display)
+    _check_node(node, _SCHEMA, "", display)
+    data = yaml.safe_load(yaml.serialize(node))
+    line = node.start_mark.line + 1
+    if data.get("apiVersion") != API_VERSION:
+        raise ClusterfileError(f"{display}:{line}: apiVersion must be {API_VERSION}, not {data.get('apiVersion')!r}")
+    spec = data.get("spec") or {}
+    name = (data.get("metadata") or {}).get("name") or (defaults.name if defaults else "my-cluster")
+    check_name(str(name), "cluster", f"{display}:{_line_of(node, 'metadata', 'name') or line}")
+    image_text = spec.get("image") or (str(defaults.image) if defaults else None)
+    if not image_text:
+        raise ClusterfileError(f"{display}:{line}: spec.image is required")
+    ssh = (defaults.ssh if defaults else SSHConfig()).merged(_ssh_from(spec.get("ssh"), f"{display}:{line}"))
+    hosts = _hosts(spec, ssh, display)
+    if not hosts:
+        raise ClusterfileError(f"{display}:{line}: spec.hosts lists no host")
+    registry, reg_user, reg_password, reg_tls = _registry_spec(spec.get("registry"), display)
+    if registry is not None and registry not in {h.address for h in hosts}:
+        raise ClusterfileError(f"{display}: spec.registry {registry} is not one of the cluster's hosts")
+    return Cluster(
+        name=str(name),
+        image=Reference.parse(str(image_text)),
+        ssh=ssh,
+        hosts=hosts,
+        env=_env(spec, display),
+        cmd=[str(c) for c in spec.get("cmd") or []],
+        registry=registry,
+        registry_username=reg_user,
+        registry_password=reg_password,
+        registry_tls=reg_tls,
+        kubeadm_docs=kubeadm_docs,
+    )
+
+
+def _documents(path: Path, display: str) -> tuple[yaml.Node, list[dict[str, Any]]]:
+    """The file's one Cluster document (as a node, for line numbers) and its kubeadm documents."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -202,19 +238,10 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
                 "is neither the Cluster nor a kubeadm configuration"
             )
         kubeadm_docs.append(value)
-    node = cluster_docs[0]
-    _check_node(node, _SCHEMA, "", display)
-    data = yaml.safe_load(yaml.serialize(node))
-    line = node.start_mark.line + 1
-    if data.get("apiVersion") != API_VERSION:
-        raise ClusterfileError(f"{display}:{line}: apiVersion must be {API_VERSION}, not {data.get('apiVersion')!r}")
-    spec = data.get("spec") or {}
-    name = (data.get("metadata") or {}).get("name") or (defaults.name if defaults else "my-cluster")
-    check_name(str(name), "cluster", f"{display}:{_line_of(node, 'metadata', 'name') or line}")
-    image_text = spec.get("image") or (str(defaults.image) if defaults else None)
-    if not image_text:
-        raise ClusterfileError(f"{display}:{line}: spec.image is required")
-    ssh = (defaults.ssh if defaults else SSHConfig()).merged(_ssh_from(spec.get("ssh"), f"{display}:{line}"))
+    return cluster_docs[0], kubeadm_docs
+
+
+def _hosts(spec: dict[str, Any], ssh: SSHConfig, display: str) -> list[Host]:
     hosts: list[Host] = []
     for group in spec.get("hosts") or []:
         roles = group.get("roles") or []
@@ -223,31 +250,18 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
         group_ssh = ssh.merged(_ssh_from(group.get("ssh"), display))
         for ip in group.get("ips") or []:
             hosts.append(Host(parse_address(str(ip), display), roles[0], group_ssh))
-    if not hosts:
-        raise ClusterfileError(f"{display}:{line}: spec.hosts lists no host")
     check_hosts(hosts)
+    return hosts
+
+
+def _env(spec: dict[str, Any], display: str) -> dict[str, str]:
     env = {}
     for item in spec.get("env") or []:
         key, eq, value = str(item).partition("=")
         if not eq or not key:
             raise ClusterfileError(f"{display}: spec.env entry {item!r} is not key=value")
         env[key] = value
-    registry, reg_user, reg_password, reg_tls = _registry_spec(spec.get("registry"), display)
-    if registry is not None and registry not in {h.address for h in hosts}:
-        raise ClusterfileError(f"{display}: spec.registry {registry} is not one of the cluster's hosts")
-    return Cluster(
-        name=str(name),
-        image=Reference.parse(str(image_text)),
-        ssh=ssh,
-        hosts=hosts,
-        env=env,
-        cmd=[str(c) for c in spec.get("cmd") or []],
-        registry=registry,
-        registry_username=reg_user,
-        registry_password=reg_password,
-        registry_tls=reg_tls,
-        kubeadm_docs=kubeadm_docs,
-    )
+    return env
 
 
 def _registry_spec(value: Any, display: str) -> tuple[str | None, str | None, str | None, bool]:
