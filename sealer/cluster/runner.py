@@ -131,6 +131,9 @@ def run_playbook(
         limit=limit,
         quiet=True,
         event_handler=on_event,
+        # without one, ansible-runner installs SIGINT/SIGTERM handlers of its own and reports a
+        # cancelled run as failed tasks; sealer's handlers end the run and its children instead
+        cancel_callback=lambda: False,
         rotate_artifacts=0,
     )
     result.status = str(runner.status)

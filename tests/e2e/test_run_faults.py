@@ -137,6 +137,32 @@ def test_link_cut_then_restored(run_store: Sealer, sandbox: Sandbox, hosts: tupl
     assert_cluster_complete(master, node)
 
 
+def test_an_interrupted_run_says_so_on_one_line_and_leaves_nothing_running(
+    run_store: Sealer, hosts: tuple[SandboxHost, SandboxHost]
+) -> None:
+    master, node = hosts
+    node.ssh(f"rm -rf {ROOTFS}/payload")
+    proc = start_run(run_store, master, node)
+    wait_for_payload(node, proc, 48)
+    proc.send_signal(signal.SIGINT)
+    code, _, err = finish(proc)
+    assert (code, err) == (130, "sealer: interrupted by SIGINT\n")
+    time.sleep(1)
+    mine = str(run_store.root / "clusters" / CLUSTER)
+    left = [p for p in Path("/proc").glob("[0-9]*") if mine in _cmdline(p)]
+    assert left == [], [_cmdline(p) for p in left]
+    code, _, err = finish(start_run(run_store, master, node))
+    assert code == 0, err
+    assert_cluster_complete(master, node)
+
+
+def _cmdline(proc_dir: Path) -> str:
+    try:
+        return (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def test_hosts_rebooted_between_runs(
     run_store: Sealer, sandbox: Sandbox, hosts: tuple[SandboxHost, SandboxHost]
 ) -> None:
