@@ -217,6 +217,9 @@ def merge(names: tuple[str, ...], tag: str, platform: str | None, insecure: bool
 @click.option("-m", "--masters", metavar="IP[,IP...]", help="Master hosts (ranges like 10.0.0.1-10.0.0.3 too).")
 @click.option("-n", "--nodes", metavar="IP[,IP...]", help="Worker hosts.")
 @click.option("-f", "--clusterfile", type=click.Path(dir_okay=False), help="A Clusterfile (sealer.cloud/v2).")
+@click.option(
+    "-i", "--inventory", type=click.Path(), help="An Ansible inventory (YAML or INI): groups master and node."
+)
 @click.option("-u", "--user", default="root", show_default=True, help="SSH user.")
 @click.option("-p", "--password", envvar="SEALER_SSH_PASSWORD", help="SSH password (prefer $SEALER_SSH_PASSWORD).")
 @click.option("--pk", type=click.Path(dir_okay=False), help="SSH private key.")
@@ -224,13 +227,13 @@ def merge(names: tuple[str, ...], tag: str, platform: str | None, insecure: bool
 @click.option("--cluster", "name", help="Cluster name (default: the Clusterfile's, or my-cluster).")
 @click.option("--strict-host-keys", is_flag=True, help="Refuse hosts whose key is not known yet.")
 @OUTPUT
-def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: str | None, user: str,
-        password: str | None, pk: str | None, port: int, name: str | None, strict_host_keys: bool,
+def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: str | None, inventory: str | None,
+        user: str, password: str | None, pk: str | None, port: int, name: str | None, strict_host_keys: bool,
         output: str) -> None:  # fmt: skip
     """Run an image on hosts: each gets the rootfs of its own platform."""
     from sealer.commands import run as cmd
 
-    cluster = cmd.load_cluster(image, masters, nodes, clusterfile, user, password, pk, port, name)
+    cluster = cmd.load_cluster(image, masters, nodes, clusterfile, inventory, user, password, pk, port, name)
     cmd.run(cluster, strict_host_keys, output)
 
 

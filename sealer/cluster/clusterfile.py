@@ -39,6 +39,8 @@ class Host:
     address: str
     role: str
     ssh: SSHConfig
+    # an operator's own Ansible variables for the host (from an inventory file, -i)
+    vars: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass

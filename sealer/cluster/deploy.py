@@ -42,6 +42,10 @@ class RunResult:
     platforms: dict[Platform, str] = field(default_factory=dict)
 
 
+# the operator's own Ansible variables per host, when the cluster came from an inventory file
+HOST_VARS = "host-vars.yaml"
+
+
 def clusters_dir(store: Store) -> Path:
     return store.root / "clusters"
 
@@ -113,7 +117,7 @@ def run_cluster(
         inventory = build_inventory(cluster, facts, cdir, image_ids)
         with reporter.task("merging the registries and preparing the cluster's files"):
             inventory["all"]["vars"].update(prepare(store, image, cluster, facts, cdir))
-        atomic_write(cdir / "Clusterfile", to_clusterfile(cluster).encode(), mode=0o600)
+        save_state(cdir, cluster)
         atomic_write(cdir / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
         run_dir = cdir / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         mounts = cdir / "mounts"
@@ -178,7 +182,20 @@ def resolve_name(store: Store, name: str | None) -> str:
 
 
 def load_state(store: Store, name: str) -> Cluster:
-    return parse_clusterfile(clusters_dir(store) / check_name(name, "cluster") / "Clusterfile")
+    """The cluster as the last run left it: its Clusterfile, and its hosts' inventory variables."""
+    cdir = clusters_dir(store) / check_name(name, "cluster")
+    cluster = parse_clusterfile(cdir / "Clusterfile")
+    host_vars = yaml.safe_load((cdir / HOST_VARS).read_text()) if (cdir / HOST_VARS).exists() else None
+    if host_vars:
+        cluster.hosts = [dataclasses.replace(h, vars=host_vars.get(h.address) or {}) for h in cluster.hosts]
+    return cluster
+
+
+def save_state(cdir: Path, cluster: Cluster) -> None:
+    atomic_write(cdir / "Clusterfile", to_clusterfile(cluster).encode(), mode=0o600)
+    host_vars = {h.address: h.vars for h in cluster.hosts if h.vars}
+    if host_vars or (cdir / HOST_VARS).exists():
+        atomic_write(cdir / HOST_VARS, yaml.safe_dump(host_vars, sort_keys=False).encode(), mode=0o600)
 
 
 def join_hosts(
@@ -220,7 +237,7 @@ def delete_hosts(store: Store, name: str | None, addresses: list[str] | None, re
             shutil.rmtree(cdir)
             return targets
         cluster.hosts = remaining
-        atomic_write(cdir / "Clusterfile", to_clusterfile(cluster).encode(), mode=0o600)
+        save_state(cdir, cluster)
         inventory = yaml.safe_load((cdir / "inventory.yaml").read_text())
         for address in targets:
             inventory["all"]["hosts"].pop(address, None)

@@ -46,7 +46,11 @@ def build_inventory(
     hosts: dict[str, Any] = {}
     for host in cluster.hosts:
         fact = facts[host.address]
+        own = dict(host.vars)
+        if "ansible_ssh_common_args" in own:  # the operator's (a ProxyJump, say) after sealer's own
+            own["ansible_ssh_common_args"] = f"{all_vars['ansible_ssh_common_args']} {own['ansible_ssh_common_args']}"
         hosts[host.address] = {
+            **own,
             "ansible_user": host.ssh.user,
             "ansible_port": host.ssh.port,
             "sealer_role": host.role,

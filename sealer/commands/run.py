@@ -5,10 +5,12 @@ from pathlib import Path
 
 from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_clusterfile
 from sealer.cluster.deploy import run_cluster
+from sealer.cluster.inventory_file import read_inventory
 from sealer.commands._options import reporter_for
 from sealer.commands._output import info, print_json, table
 from sealer.errors import UsageError
 from sealer.names import check_name
+from sealer.oci.reference import Reference
 from sealer.store.layout import Store
 
 
@@ -17,6 +19,7 @@ def load_cluster(
     masters: str | None,
     nodes: str | None,
     clusterfile: str | None,
+    inventory: str | None,
     user: str,
     password: str | None,
     pk: str | None,
@@ -29,6 +32,12 @@ def load_cluster(
     if name is not None:
         check_name(name, "cluster", "--cluster")
     ssh = SSHConfig(user=user, port=port, password=password, pk=os.path.abspath(pk) if pk else None)
+    if inventory:
+        if masters or nodes or clusterfile:
+            raise UsageError("give hosts with -i INVENTORY, with -m/-n or with a Clusterfile: one of them")
+        if not image:
+            raise UsageError("sealer run -i INVENTORY needs the IMAGE too")
+        return Cluster(name or "my-cluster", Reference.parse(image), ssh, read_inventory(Path(inventory), ssh))
     if clusterfile:
         if masters or nodes:
             raise UsageError("give hosts with -m/-n or with a Clusterfile, not both")
@@ -39,7 +48,7 @@ def load_cluster(
             cluster.name = name
         return cluster
     if not image or not masters:
-        raise UsageError("sealer run needs IMAGE and -m MASTERS (or -f Clusterfile)")
+        raise UsageError("sealer run needs IMAGE and -m MASTERS (or -i INVENTORY, or -f Clusterfile)")
     return from_flags(image, masters, nodes, ssh, name or "my-cluster")
 
 

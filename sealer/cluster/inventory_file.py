@@ -1,0 +1,119 @@
+"""An operator's Ansible inventory as a cluster: read with Ansible's own parser (YAML or INI,
+with the group_vars/ and host_vars/ beside it), so it means to sealer what it means to Ansible.
+
+Masters come from the group ``master`` (kubespray's ``kube_control_plane`` too), nodes from
+``node`` (``kube_node``); a host in both is a master. Each host's connection variables become
+its SSH settings; secrets among them stay in memory (a password login installs the cluster's
+own key, as with ``-p``), never in sealer's files. The operator's other variables reach the
+roles through sealer's inventory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sealer.cluster.clusterfile import Host, SSHConfig, check_hosts, parse_address
+from sealer.errors import ClusterfileError
+
+MASTER_GROUPS = ("master", "kube_control_plane")
+NODE_GROUPS = ("node", "kube_node")
+# what Ansible itself puts in every host's variables
+_ANSIBLE_OWN = {"inventory_hostname", "inventory_hostname_short", "group_names", "groups", "omit", "playbook_dir",
+                "inventory_dir", "inventory_file"}  # fmt: skip
+# connection variables that become SSH settings, or that sealer's inventory sets itself
+_CONNECTION = {"ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file", "ansible_password",
+               "ansible_ssh_pass", "ansible_ssh_port", "ansible_ssh_user", "ansible_ssh_host"}  # fmt: skip
+_SECRET = ("ansible_password", "ansible_ssh_pass", "ansible_become_password", "ansible_become_pass")
+# variables sealer's inventory owns: an operator's value would not match what sealer detected
+SEALER_OWNED = {"sealer_cluster_name", "sealer_image", "sealer_registry_host", "sealer_role", "sealer_platform",
+                "sealer_arch", "sealer_hostname", "sealer_rootfs_source", "sealer_image_id"}  # fmt: skip
+
+
+def read_inventory(path: Path, defaults: SSHConfig) -> list[Host]:
+    """The cluster's hosts from an inventory; each Host carries the operator's own variables."""
+    display = str(path)
+    if not path.exists():
+        raise ClusterfileError(f"{display}: no such inventory")
+    inventory, variables = _load(path)
+    masters = _members(inventory, MASTER_GROUPS)
+    nodes = [h for h in _members(inventory, NODE_GROUPS) if h not in masters]
+    if not masters:
+        groups = " or ".join(MASTER_GROUPS)
+        raise ClusterfileError(f"{display}: no host in the group {groups}: sealer needs at least one master")
+    hosts = [_host(name, "master", variables(name), defaults, display) for name in masters]
+    hosts += [_host(name, "node", variables(name), defaults, display) for name in nodes]
+    check_hosts(hosts)
+    return hosts
+
+
+def _load(path: Path) -> tuple[Any, Any]:
+    # parse failures are errors, said once by sealer, not warnings Ansible prints and goes on
+    os.environ["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "True"
+    os.environ["ANSIBLE_INVENTORY_UNPARSED_WARNING"] = "False"
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    from ansible.vars.manager import VariableManager
+
+    loader = DataLoader()
+    try:
+        inventory = InventoryManager(loader=loader, sources=[str(path)])
+    except AnsibleError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "cannot be parsed"
+        raise ClusterfileError(f"{path}: not an Ansible inventory: {first}") from err
+    manager = VariableManager(loader=loader, inventory=inventory)
+
+    def variables(name: str) -> dict[str, Any]:
+        raw = manager.get_vars(host=inventory.get_host(name), include_hostvars=False)
+        try:
+            templated = Templar(loader=loader, variables=raw).template(
+                {k: v for k, v in raw.items() if k not in _ANSIBLE_OWN}
+            )
+        except AnsibleError as err:
+            raise ClusterfileError(f"{path}: host {name}: {str(err).splitlines()[0]}") from err
+        return dict(templated)
+
+    return inventory, variables
+
+
+def _members(inventory: Any, groups: tuple[str, ...]) -> list[str]:
+    names: list[str] = []
+    for group in groups:
+        if group in inventory.groups:
+            names += [h.name for h in inventory.groups[group].get_hosts() if h.name not in names]
+    return names
+
+
+def _host(name: str, role: str, hv: dict[str, Any], defaults: SSHConfig, display: str) -> Host:
+    where = f"{display}: host {name}"
+    address = parse_address(str(hv.get("ansible_host") or hv.get("ansible_ssh_host") or name), where)
+    port = hv.get("ansible_port") or hv.get("ansible_ssh_port") or defaults.port
+    try:
+        port = int(port)
+    except (TypeError, ValueError) as err:
+        raise ClusterfileError(f"{where}: ansible_port {port!r} is not a number") from err
+    if not 0 < port < 65536:
+        raise ClusterfileError(f"{where}: ansible_port {port} is out of range")
+    key = hv.get("ansible_ssh_private_key_file")
+    password = next((str(hv[k]) for k in ("ansible_password", "ansible_ssh_pass") if hv.get(k)), None)
+    ssh = SSHConfig(
+        user=str(hv.get("ansible_user") or hv.get("ansible_ssh_user") or defaults.user),
+        port=port,
+        password=password if password is not None else defaults.password,
+        pk=os.path.abspath(os.path.expanduser(str(key))) if key else defaults.pk,
+    )
+    own = {
+        k: v
+        for k, v in hv.items()
+        if k not in _CONNECTION and k not in SEALER_OWNED and k not in _SECRET
+        and not (k.startswith("ansible_") and k not in _PASSED_THROUGH)
+    }  # fmt: skip
+    return Host(address, role, ssh, own)
+
+
+# Ansible's variables an operator sets that sealer's inventory passes on as they are
+_PASSED_THROUGH = {"ansible_become", "ansible_become_user", "ansible_become_method", "ansible_become_flags",
+                   "ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_python_interpreter"}  # fmt: skip

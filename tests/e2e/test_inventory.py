@@ -1,0 +1,53 @@
+"""sealer run -i: an operator's inventory (kubespray's group names, host names with
+ansible_host, group_vars beside it) drives the cluster, and its variables reach the roles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from tests.e2e.conftest import Sandbox, cluster_dir
+from tests.helpers import Sealer
+
+IMAGE = "kubernetes-multi-arch:v1.19.8"
+
+
+def test_an_operators_inventory_runs_a_cluster_and_its_variables_reach_the_roles(
+    run_store: Sealer, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    master, node = sandbox.hosts[2], sandbox.hosts[4]  # amd64, arm64
+    inv = tmp_path / "mycluster"
+    (inv / "group_vars").mkdir(parents=True)
+    (inv / "hosts.yaml").write_text(yaml.safe_dump({"all": {
+        "vars": {"ansible_ssh_private_key_file": sandbox.key},
+        "children": {
+            "kube_control_plane": {"hosts": {"cp-1": {"ansible_host": master.address}}},
+            "kube_node": {"hosts": {"cp-1": None, "worker-1": {"ansible_host": node.address, "team": "edge"}}},
+        },
+    }}))  # fmt: skip
+    group_vars = inv / "group_vars" / "all.yml"
+    # the operator's own setting reaches the preflight role: no host has that much space
+    group_vars.write_text("sealer_preflight_min_free_mib: 99999999\n")
+    args = ["run", IMAGE, "-i", str(inv / "hosts.yaml"), "--cluster", "inv", "--output", "json"]
+    refused = run_store.run(*args, check=False)
+    assert refused.returncode != 0
+    assert f"{master.address} has less than 99999999 MiB free" in refused.stderr, refused.stderr
+    assert node.ssh("test -e /var/lib/sealer/data/inv", check=False).returncode == 1
+    group_vars.write_text("sealer_preflight_min_free_mib: 1\n")
+    try:
+        result = json.loads(run_store.run(*args).stdout)
+        assert [(h["address"], h["role"]) for h in result["hosts"]] == [
+            (master.address, "master"),
+            (node.address, "node"),
+        ]
+        helm = "/var/lib/sealer/data/inv/rootfs/bin/helm"
+        assert f'GoArch:"{node.arch}"' in node.ssh(f"{helm} version").stdout
+        inventory = yaml.safe_load((cluster_dir(run_store, "inv") / "inventory.yaml").read_text())
+        assert inventory["all"]["hosts"][node.address]["team"] == "edge"
+        assert inventory["all"]["hosts"][node.address]["sealer_preflight_min_free_mib"] == 1
+    finally:
+        done = run_store.run("delete", "--all", "--cluster", "inv", check=False)
+    assert done.returncode == 0, done.stderr
+    assert node.ssh("test -e /var/lib/sealer/data/inv", check=False).returncode == 1
