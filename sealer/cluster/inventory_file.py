@@ -74,9 +74,23 @@ def _load(path: Path) -> tuple[Any, Any]:
             )
         except AnsibleError as err:
             raise ClusterfileError(f"{path}: host {name}: {str(err).splitlines()[0]}") from err
-        return dict(templated)
+        return {str(k): _plain(v) for k, v in templated.items()}
 
     return inventory, variables
+
+
+def _plain(value: Any) -> Any:
+    """Ansible's values (AnsibleUnicode and its other str, dict and list types) as plain ones,
+    which sealer's own files can hold."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)
 
 
 def _members(inventory: Any, groups: tuple[str, ...]) -> list[str]:

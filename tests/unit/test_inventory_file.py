@@ -77,3 +77,15 @@ def test_inventories_sealer_cannot_use_are_refused_naming_the_file(
 def test_a_missing_inventory_is_named(tmp_path: Path) -> None:
     with pytest.raises(ClusterfileError, match="no such inventory"):
         read_inventory(tmp_path / "nope.yaml", DEFAULTS)
+
+
+def test_the_operators_variables_are_plain_values_sealer_can_write(tmp_path: Path) -> None:
+    import yaml
+
+    (tmp_path / "hosts.yaml").write_text(
+        'all:\n  vars:\n    labels: {zone: a, ids: [1, 2]}\n    note: \'{{ "x" ~ "y" }}\'\n'
+        "  children:\n    master:\n      hosts:\n        10.0.0.5:\n"
+    )
+    (host,) = read_inventory(tmp_path / "hosts.yaml", DEFAULTS)
+    assert yaml.safe_load(yaml.safe_dump(host.vars)) == {"labels": {"zone": "a", "ids": [1, 2]}, "note": "xy"}
+    assert all(type(k) is str for k in host.vars) and type(host.vars["note"]) is str
