@@ -15,13 +15,14 @@ DASHBOARD = "kubernetesui/dashboard:v2.5.1"
 CANARY = "Canary-Registry-Pa55"
 
 
-def served_architectures(address: str, image: str) -> list[str]:
+def served_architectures(address: str, image: str, *options: str) -> list[str]:
     """The architectures a host can pull ``image`` for: the tag serves the upstream index as it
     was (every platform listed), the registry holds only the cluster's platforms' manifests."""
+    tls = list(options) or ["--tls-verify=false"]
     return [
         arch for arch in ("amd64", "arm64")
-        if subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--override-os", "linux", "--override-arch",
-                           arch, f"docker://{address}:5000/{image}"], capture_output=True, check=False).returncode == 0
+        if subprocess.run(["skopeo", "inspect", *tls, "--override-os", "linux", "--override-arch", arch,
+                           f"docker://{address}:5000/{image}"], capture_output=True, check=False).returncode == 0
     ]  # fmt: skip
 
 
@@ -105,11 +106,15 @@ networking:
         denied = subprocess.run(["skopeo", "inspect", "--raw", "--cert-dir", str(certs), url],
                                 capture_output=True, text=True, check=False)  # fmt: skip
         assert denied.returncode != 0 and "unauthorized" in denied.stderr.lower()
+        # the tag serves the upstream index as it was; the registry holds the arm64 image of it
         seen = subprocess.run(
-            ["skopeo", "inspect", "--cert-dir", str(certs), "--creds", f"admin:{CANARY}", url],
+            ["skopeo", "inspect", "--cert-dir", str(certs), "--creds", f"admin:{CANARY}", "--override-arch", "arm64",
+             url],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
-        assert json.loads(seen)["Architecture"] == "arm64"  # an arm64-only cluster: the arm64 image alone
+        assert json.loads(seen)["Architecture"] == "arm64"
+        assert served_architectures(host.address, DASHBOARD, "--cert-dir", str(certs), "--creds",
+                                    f"admin:{CANARY}") == ["arm64"]  # fmt: skip
         # the Clusterfile's kubeadm document was merged into the image's
         kubeadm = host.ssh("cat /var/lib/sealer/data/secure/kubeadm.yml").stdout
         assert "podSubnet: 10.244.0.0/16" in kubeadm and "kubernetesVersion: v1.19.8" in kubeadm
