@@ -6,6 +6,7 @@ then uses with StrictHostKeyChecking=yes: a key that changes between runs is ref
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Callable
@@ -19,6 +20,11 @@ from sealer._fs import atomic_write
 from sealer.cluster.clusterfile import Host
 from sealer.errors import HostError, HostsError, SealerError
 from sealer.oci.platform import Platform
+
+# paramiko logs a host's failed handshake with a traceback from its transport thread; sealer
+# says what failed per host itself, in one line, so paramiko's own records go nowhere
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 CONNECT_TIMEOUT = 10.0
 # one process (uname) besides the shell: the rest are shell builtins, because on a small or
