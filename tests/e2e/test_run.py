@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sealer.cluster.collection import collections_path
 from tests.e2e.conftest import Sandbox, SandboxHost, cluster_dir, run_cluster, skopeo_raw, standin_log
-from tests.helpers import ROOT, Sealer
+from tests.helpers import Sealer
 
 ELF_MACHINE = {"amd64": "3e00", "arm64": "b700"}
 ROOTFS = "/var/lib/sealer/data/{cluster}/rootfs"
@@ -90,7 +91,8 @@ def own_playbook(inventory: Path, workdir: Path) -> subprocess.CompletedProcess[
     """A user's own playbook with sealer's inventory and roles: only the preflight role."""
     playbook = workdir / "own.yml"
     playbook.write_text("- hosts: all\n  gather_facts: false\n  roles: [sealer.cluster.sealer_preflight]\n")
-    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_NOCOLOR": "1"}
+    collections = collections_path(workdir)
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_NOCOLOR": "1"}
     return subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)],
         capture_output=True, text=True, env=env, check=False,
