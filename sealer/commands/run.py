@@ -5,7 +5,7 @@ from pathlib import Path
 
 from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_clusterfile
 from sealer.cluster.deploy import run_cluster
-from sealer.commands._output import RichReporter, info, print_json, table
+from sealer.commands._output import RichReporter, become_password_source, info, print_json, table
 from sealer.errors import UsageError
 from sealer.store.layout import Store
 
@@ -40,7 +40,8 @@ def load_cluster(
 
 
 def run(cluster: Cluster, strict_host_keys: bool, output: str) -> None:
-    result = run_cluster(Store.open(), cluster, RichReporter(quiet=output == "json"), strict_host_keys)
+    reporter = RichReporter(quiet=output == "json")
+    result = run_cluster(Store.open(), cluster, reporter, strict_host_keys, become_password_source())
     rows = []
     for host in cluster.hosts:
         summary = result.playbook.hosts.get(host.address)

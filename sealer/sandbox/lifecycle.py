@@ -261,7 +261,8 @@ def up(name: str, platforms: list[Platform], log: Log, user: str = "", sudo_pass
         if (root / "sandboxes" / name / "sandbox.json").exists():
             raise SandboxError(f"sandbox {name} exists already: 'sealer sandbox down {name}' first")
         used = {s.index for s in list_sandboxes()}
-        index = next((i for i in range(1, 255) if i not in used), None)
+        # a bridge of that number may belong to a sandbox under another SEALER_SANDBOX_ROOT
+        index = next((i for i in range(1, 255) if i not in used and not Path(f"/sys/class/net/slbr{i}").exists()), None)
         if index is None:
             raise SandboxError("every sandbox address range is in use")
         box = Sandbox(

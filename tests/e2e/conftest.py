@@ -9,6 +9,7 @@ sudo user and reads through sudo."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -42,14 +43,17 @@ class SandboxHost:
     def arch(self) -> str:
         return self.platform.split("/")[1]
 
-    def ssh(self, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def as_user(self, user: str) -> SandboxHost:
+        return dataclasses.replace(self, user=user)
+
+    def ssh(self, command: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run a command as root on the host with plain OpenSSH (through sudo unless the login is
         root): the tests' independent look at it."""
         remote = command if self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
         proc = subprocess.run(
             ["ssh", "-i", self.key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
              "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"{self.user}@{self.address}", remote],
-            capture_output=True, text=True, check=False, timeout=120,
+            capture_output=True, text=True, check=False, timeout=120, input=input,
         )  # fmt: skip
         if check and proc.returncode != 0:
             raise AssertionError(f"{self.address}: {command}: {proc.returncode} {proc.stderr}")
