@@ -314,17 +314,19 @@ def registry_merge(out: str, trees: tuple[str, ...], replace: bool, output: str)
 
 @cli.group()
 def sandbox() -> None:
-    """Hosts on this machine (network namespaces with sshd) to try sealer on. Needs root."""
+    """Hosts on this machine (systemd-nspawn machines on a bridge) to try sealer on. Needs root."""
 
 
 @sandbox.command("up")
 @click.argument("name")
 @click.option("--hosts", required=True, metavar="ARCH,ARCH,...", help="One host per entry: amd64 or arm64.")
-def sandbox_up(name: str, hosts: str) -> None:
-    """Start a sandbox: one host per --hosts entry."""
+@click.option("--user", default="", metavar="USER", help="A login user with sudo on every host; root cannot log in.")
+@click.option("--sudo-password", is_flag=True, help="The user's sudo asks for the sandbox's password.")
+def sandbox_up(name: str, hosts: str, user: str, sudo_password: bool) -> None:
+    """Boot a sandbox: one host per --hosts entry, each running systemd."""
     from sealer.commands import sandbox as cmd
 
-    cmd.up(name, hosts)
+    cmd.up(name, hosts, user, sudo_password)
 
 
 @sandbox.command("down")
@@ -340,7 +342,7 @@ def sandbox_down(name: str) -> None:
 @click.argument("name")
 @click.argument("host")
 def sandbox_reboot(name: str, host: str) -> None:
-    """Restart one host (by name or address): processes stop, /run and /tmp empty, the disk stays."""
+    """Reboot one host (by name or address): every process ends, systemd boots again, the disk stays."""
     from sealer.commands import sandbox as cmd
 
     cmd.reboot(name, host)

@@ -84,6 +84,10 @@ class HostError(SealerError):
         self.host = host
 
 
+class SudoPasswordNeeded(HostError):
+    """The login user's sudo asks for a password and none was given."""
+
+
 class SandboxError(SealerError):
     """The sandbox of test hosts cannot be made, used or removed."""
 

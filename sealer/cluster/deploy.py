@@ -13,18 +13,20 @@ import datetime as dt
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from sealer._fs import atomic_write, file_lock
+from sealer.cluster.become import password_socket
 from sealer.cluster.clusterfile import Cluster, Host, check_hosts, parse_clusterfile, to_clusterfile
 from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, detect, on_every_host
 from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups
-from sealer.cluster.prepare import prepare
+from sealer.cluster.prepare import check_kubeadm_config, prepare
 from sealer.cluster.runner import PlaybookResult, run_playbook
-from sealer.errors import DeployError, HostError, HostsError, SealerError
+from sealer.errors import DeployError, HostError, HostsError, SealerError, SudoPasswordNeeded
 from sealer.names import check_name
 from sealer.oci.platform import Platform
 from sealer.progress import Reporter
@@ -92,11 +94,22 @@ def host_list_changes(before: Cluster, after: Cluster) -> str:
     return "; ".join(changes)
 
 
+BecomePassword = Callable[[], str | None]
+
+
+def no_become_password() -> str | None:
+    return None
+
+
 def run_cluster(
-    store: Store, cluster: Cluster, reporter: Reporter, strict_host_keys: bool = False, hosts_may_change: bool = False
-) -> RunResult:
+    store: Store, cluster: Cluster, reporter: Reporter, strict_host_keys: bool = False,
+    become_password: BecomePassword = no_become_password, hosts_may_change: bool = False,
+) -> RunResult:  # fmt: skip
     """Run the cluster's image on its hosts. An existing cluster keeps its host list unless
-    ``hosts_may_change`` (join): a run naming other hosts is refused, saying which command does it."""
+    ``hosts_may_change`` (join): a run naming other hosts is refused, saying which command does it.
+    ``become_password``: sudo's password for hosts whose login user needs one (asked for only
+    when one does); Ansible and the roles' rsync fetch it from a socket of this process
+    (become.py), so it is never written anywhere."""
     cdir = clusters_dir(store) / check_name(cluster.name, "cluster")
     image = get_image(store, cluster.image)
     with cluster_lock(cdir):
@@ -106,10 +119,20 @@ def run_cluster(
                 raise SealerError(f"cluster {cluster.name} exists with other hosts: {changes}")
         known = KnownHosts(cdir / "known_hosts", strict=strict_host_keys)
         with reporter.task(f"detecting the platform of {len(cluster.hosts)} hosts"):
-            facts = detect(cluster.hosts, known)
+            password = None
+            try:
+                facts = detect(cluster.hosts, known)
+            except HostsError as err:
+                if not err.errors or not all(isinstance(e, SudoPasswordNeeded) for e in err.errors):
+                    raise
+                password = become_password()
+                if password is None:
+                    raise
+                facts = detect(cluster.hosts, known, password)
         for address, fact in facts.items():
             reporter.note(f"{address}: {fact.platform} ({fact.hostname})")
         image_ids = check_platforms(image, facts)
+        check_kubeadm_config(store, image, cluster, facts)
         with_password = [h for h in cluster.hosts if h.ssh.pk is None]
         if with_password:
             with reporter.task(f"installing the cluster's SSH key on {len(with_password)} hosts"):
@@ -128,8 +151,11 @@ def run_cluster(
                     stack.enter_context(
                         mounted_rootfs(store, image.for_platform(platform), mounts / platform.group_name)
                     )
+            extravars: dict[str, str] = {}
+            if password is not None:
+                extravars = stack.enter_context(password_socket(password))
             with reporter.task(f"running playbooks/run.yml on {len(cluster.hosts)} hosts"):
-                result = run_playbook("run", cdir / "inventory.yaml", run_dir, reporter)
+                result = run_playbook("run", cdir / "inventory.yaml", run_dir, reporter, extravars=extravars)
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
         return RunResult(cluster, cdir, facts, result, image_ids)
@@ -200,7 +226,7 @@ def save_state(cdir: Path, cluster: Cluster) -> None:
 
 def join_hosts(
     store: Store, name: str | None, masters: list[str], nodes: list[str], reporter: Reporter,
-    strict_host_keys: bool = False,
+    strict_host_keys: bool = False, become_password: BecomePassword = no_become_password,
 ) -> RunResult:  # fmt: skip
     """Add hosts to a cluster; a host of a new platform gets its rootfs and the registry serves it."""
     cluster = load_state(store, resolve_name(store, name))
@@ -210,10 +236,13 @@ def join_hosts(
         raise SealerError("join needs hosts: -m or -n")
     cluster.hosts = [*cluster.hosts, *new]
     check_hosts(cluster.hosts)
-    return run_cluster(store, cluster, reporter, strict_host_keys, hosts_may_change=True)
+    return run_cluster(store, cluster, reporter, strict_host_keys, become_password, hosts_may_change=True)
 
 
-def delete_hosts(store: Store, name: str | None, addresses: list[str] | None, reporter: Reporter) -> list[str]:
+def delete_hosts(
+    store: Store, name: str | None, addresses: list[str] | None, reporter: Reporter,
+    become_password: BecomePassword = no_become_password,
+) -> list[str]:  # fmt: skip
     """Reset the given hosts (all with None) and forget them; returns the addresses reset."""
     cluster_name = resolve_name(store, name)
     cluster = load_state(store, cluster_name)
@@ -227,9 +256,20 @@ def delete_hosts(store: Store, name: str | None, addresses: list[str] | None, re
     if remaining and cluster.masters[0].address in targets:
         raise SealerError(f"{cluster.masters[0].address} is master0: delete --all to remove the whole cluster")
     with cluster_lock(cdir):
+        hostvars = yaml.safe_load((cdir / "inventory.yaml").read_text())["all"]["hosts"]
+        password = None
+        if any((hostvars.get(a) or {}).get("sealer_become_password") for a in targets):
+            password = become_password()
+            if password is None:
+                raise SealerError("sudo on these hosts asks for a password: set SEALER_BECOME_PASSWORD")
         run_dir = cdir / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        with reporter.task(f"resetting {len(targets)} hosts"):
-            result = run_playbook("delete", cdir / "inventory.yaml", run_dir, reporter, limit=",".join(targets))
+        with contextlib.ExitStack() as stack, reporter.task(f"resetting {len(targets)} hosts"):
+            extravars: dict[str, str] = {}
+            if password is not None:
+                extravars = stack.enter_context(password_socket(password))
+            result = run_playbook(
+                "delete", cdir / "inventory.yaml", run_dir, reporter, extravars=extravars, limit=",".join(targets)
+            )
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
         if not remaining:

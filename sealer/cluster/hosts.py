@@ -6,6 +6,7 @@ then uses with StrictHostKeyChecking=yes: a key that changes between runs is ref
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import threading
@@ -18,7 +19,7 @@ import paramiko
 
 from sealer._fs import atomic_write
 from sealer.cluster.clusterfile import Host
-from sealer.errors import HostError, HostsError, SealerError
+from sealer.errors import HostError, HostsError, SealerError, SudoPasswordNeeded
 from sealer.oci.platform import Platform
 
 # paramiko logs a host's failed handshake with a traceback from its transport thread; sealer
@@ -36,11 +37,20 @@ DETECT_COMMAND = (
 )
 
 
+# a login user other than root changes a host through sudo: it must have it, without a password
+# or with the one sealer was given
+SUDO_PROBE = (
+    "command -v sudo >/dev/null 2>&1 || { echo no-sudo; exit 0; }; sudo -n true 2>/dev/null && echo sudo || echo ask"
+)
+SUDO_WITH_PASSWORD = "sudo -k -S -p '' true"
+
+
 @dataclass(frozen=True)
 class HostFacts:
     address: str
     platform: Platform
     hostname: str
+    sudo: str = ""  # how the login user becomes root: "" (it is root), "nopasswd" or "password"
 
 
 class KnownHosts:
@@ -129,11 +139,16 @@ def _load_key(path: str, password: str | None, address: str) -> paramiko.PKey:
     raise HostError(address, f"cannot load SSH key {path}: {errors[-1]}")
 
 
-def run(transport: paramiko.Transport, command: str, timeout: float = 60) -> tuple[int, str, str]:
+def run(
+    transport: paramiko.Transport, command: str, timeout: float = 60, stdin: str | None = None
+) -> tuple[int, str, str]:
     channel = transport.open_session(timeout=timeout)
     try:
         channel.settimeout(timeout)
         channel.exec_command(command)
+        if stdin is not None:  # a secret goes on the stream, never in the command
+            channel.sendall(stdin.encode())
+            channel.shutdown_write()
         out = channel.makefile("rb").read().decode("utf-8", "replace")
         err = channel.makefile_stderr("rb").read().decode("utf-8", "replace")
         return channel.recv_exit_status(), out, err
@@ -141,13 +156,34 @@ def run(transport: paramiko.Transport, command: str, timeout: float = 60) -> tup
         channel.close()
 
 
-def detect_one(host: Host, known: KnownHosts) -> HostFacts:
+def detect_one(host: Host, known: KnownHosts, become_password: str | None = None) -> HostFacts:
     transport = connect(host, known)
     try:
         code, out, err = run(transport, DETECT_COMMAND)
+        facts = parse_detection(host.address, code, out, err)
+        if host.ssh.user != "root":
+            facts = dataclasses.replace(facts, sudo=check_sudo(transport, host, become_password))
     finally:
         transport.close()
-    return parse_detection(host.address, code, out, err)
+    return facts
+
+
+def check_sudo(transport: paramiko.Transport, host: Host, become_password: str | None) -> str:
+    """How the login user becomes root: "nopasswd" or "password"; a HostError when it cannot."""
+    user = host.ssh.user
+    code, out, err = run(transport, SUDO_PROBE)
+    answer = out.strip()
+    if code != 0 or answer == "no-sudo":
+        raise HostError(host.address, f"user {user} is not root and the host has no sudo")
+    if answer == "sudo":
+        return "nopasswd"
+    if become_password is None:
+        raise SudoPasswordNeeded(host.address, f"sudo asks user {user} for a password: set SEALER_BECOME_PASSWORD")
+    code, _, err = run(transport, SUDO_WITH_PASSWORD, stdin=become_password + "\n")
+    if code != 0:
+        said = err.strip().splitlines()[-1] if err.strip() else f"exit {code}"
+        raise HostError(host.address, f"user {user} cannot become root with sudo: {said}")
+    return "password"
 
 
 def parse_detection(address: str, code: int, out: str, err: str) -> HostFacts:
@@ -194,12 +230,13 @@ def on_every_host(hosts: list[Host], action: Callable[[Host], None]) -> None:
         raise HostsError(sorted(errors, key=lambda e: e.host))
 
 
-def detect(hosts: list[Host], known: KnownHosts) -> dict[str, HostFacts]:
-    """Every host's platform, in parallel; any failure raises HostsError naming each host."""
+def detect(hosts: list[Host], known: KnownHosts, become_password: str | None = None) -> dict[str, HostFacts]:
+    """Every host's platform (and, for a login user other than root, its sudo), in parallel; any
+    failure raises HostsError naming each host."""
     results: dict[str, HostFacts] = {}
 
     def one(host: Host) -> None:
-        results[host.address] = detect_one(host, known)
+        results[host.address] = detect_one(host, known, become_password)
 
     on_every_host(hosts, one)
     known.save()

@@ -60,6 +60,11 @@ def build_inventory(
         }
         if host.ssh.pk:
             hosts[host.address]["ansible_ssh_private_key_file"] = host.ssh.pk
+        if fact.sudo:  # every change through sudo; the password, when one is needed, is never here
+            hosts[host.address]["ansible_become"] = True
+            hosts[host.address]["sealer_become_password"] = fact.sudo == "password"
+            # Ansible's scratch space of the user's own: root's (from a root run) is closed to it
+            hosts[host.address]["ansible_remote_tmp"] = f"/tmp/.sealer-ansible-{host.ssh.user}"
     children: dict[str, Any] = {}
     for role in ("master", "node"):
         members = [h.address for h in cluster.hosts if h.role == role]

@@ -28,7 +28,8 @@ _CONNECTION = {"ansible_host", "ansible_port", "ansible_user", "ansible_ssh_priv
 _SECRET = ("ansible_password", "ansible_ssh_pass", "ansible_become_password", "ansible_become_pass")
 # variables sealer's inventory owns: an operator's value would not match what sealer detected
 SEALER_OWNED = {"sealer_cluster_name", "sealer_image", "sealer_registry_host", "sealer_role", "sealer_platform",
-                "sealer_arch", "sealer_hostname", "sealer_rootfs_source", "sealer_image_id"}  # fmt: skip
+                "sealer_arch", "sealer_hostname", "sealer_rootfs_source", "sealer_image_id",
+                "sealer_become_password"}  # fmt: skip
 
 
 def read_inventory(path: Path, defaults: SSHConfig) -> list[Host]:

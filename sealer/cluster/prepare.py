@@ -80,6 +80,19 @@ def write_htpasswd(path: Path, username: str, password: str) -> None:
     atomic_write(path, f"{username}:{hashed}\n".encode(), mode=0o600)
 
 
+def check_kubeadm_config(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostFacts]) -> None:
+    """Kubernetes is initialised from the image's etc/kubeadm.yml (or the Clusterfile's kubeadm
+    documents): without either a run could only fail late, so it is refused before any host changes."""
+    if cluster.kubeadm_docs:
+        return
+    master0 = image.for_platform(facts[cluster.masters[0].address].platform)
+    if read_from_layers(store, master0, "etc/kubeadm.yml") is None:
+        raise SealerError(
+            f"image {image.name} ({master0.platform}) has no etc/kubeadm.yml and the Clusterfile gives no kubeadm "
+            "configuration (ClusterConfiguration, InitConfiguration...): nothing to initialise Kubernetes with"
+        )
+
+
 def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostFacts], cdir: Path) -> dict[str, Any]:
     """Write the cluster's files; returns the inventory variables that point at them."""
     platforms = sorted({f.platform for f in facts.values()})

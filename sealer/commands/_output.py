@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -127,3 +129,21 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     for row in [headers, *rows]:
         sys.stdout.write("   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def become_password_source() -> Callable[[], str | None]:
+    """sudo's password for hosts that ask for one: $SEALER_BECOME_PASSWORD (read now and removed
+    from the environment, so that no child inherits it), else a prompt when on a terminal."""
+    given = os.environ.pop("SEALER_BECOME_PASSWORD", None)
+    asked: list[str] = []
+
+    def password() -> str | None:
+        if given is not None:
+            return given
+        if not sys.stdin.isatty():
+            return None
+        if not asked:
+            asked.append(getpass.getpass("sudo password on the hosts: "))
+        return asked[0]
+
+    return password

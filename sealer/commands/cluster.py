@@ -5,7 +5,7 @@ from __future__ import annotations
 from sealer.cluster.clusterfile import parse_address_list
 from sealer.cluster.deploy import delete_hosts, join_hosts, list_clusters
 from sealer.commands._options import reporter_for
-from sealer.commands._output import info, print_json, table
+from sealer.commands._output import become_password_source, info, print_json, table
 from sealer.errors import UsageError
 from sealer.store.layout import Store
 
@@ -13,7 +13,7 @@ from sealer.store.layout import Store
 def join(masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, output: str) -> None:
     m = parse_address_list(masters, "-m") if masters else []
     n = parse_address_list(nodes, "-n") if nodes else []
-    result = join_hosts(Store.open(), name, m, n, reporter_for(output), strict_host_keys)
+    result = join_hosts(Store.open(), name, m, n, reporter_for(output), strict_host_keys, become_password_source())
     if output == "json":
         print_json({"cluster": result.cluster.name, "joined": [*m, *n]})
     else:
@@ -26,7 +26,7 @@ def delete(masters: str | None, nodes: str | None, everything: bool, name: str |
     targets = None if everything else [
         *(parse_address_list(masters, "-m") if masters else []), *(parse_address_list(nodes, "-n") if nodes else [])
     ]  # fmt: skip
-    removed = delete_hosts(Store.open(), name, targets, reporter_for(output))
+    removed = delete_hosts(Store.open(), name, targets, reporter_for(output), become_password_source())
     if output == "json":
         print_json({"deleted": removed, "all": everything})
     else:

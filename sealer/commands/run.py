@@ -7,7 +7,7 @@ from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_clu
 from sealer.cluster.deploy import run_cluster
 from sealer.cluster.inventory_file import read_inventory
 from sealer.commands._options import reporter_for
-from sealer.commands._output import info, print_json, table
+from sealer.commands._output import become_password_source, info, print_json, table
 from sealer.errors import UsageError
 from sealer.names import check_name
 from sealer.oci.reference import Reference
@@ -53,7 +53,7 @@ def load_cluster(
 
 
 def run(cluster: Cluster, strict_host_keys: bool, output: str) -> None:
-    result = run_cluster(Store.open(), cluster, reporter_for(output), strict_host_keys)
+    result = run_cluster(Store.open(), cluster, reporter_for(output), strict_host_keys, become_password_source())
     rows = []
     for host in cluster.hosts:
         summary = result.playbook.hosts.get(host.address)

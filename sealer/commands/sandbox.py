@@ -5,9 +5,10 @@ from sealer.oci.platform import Platform
 from sealer.sandbox import lifecycle as sandbox
 
 
-def up(name: str, hosts: str) -> None:
-    box = sandbox.up(name, [Platform.parse(h) for h in hosts.split(",")], info)
-    info(f"sandbox {box.name} is up: {len(box.hosts)} hosts, key {box.key}")
+def up(name: str, hosts: str, user: str = "", sudo_password: bool = False) -> None:
+    box = sandbox.up(name, [Platform.parse(h) for h in hosts.split(",")], info, user, sudo_password)
+    login = f"user {box.user} (root login refused)" if box.user else "user root"
+    info(f"sandbox {box.name} is up: {len(box.hosts)} hosts, {login}, key {box.key}")
     ls("text", only=name)
 
 
@@ -31,6 +32,7 @@ def ls(output: str, only: str | None = None) -> None:
             "platform": h.platform,
             "key": b.key,
             "passwordFile": b.password_file,
+            "user": b.user or "root",
             "netns": h.netns,
             "link": h.veth,
         }

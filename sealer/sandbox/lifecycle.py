@@ -1,14 +1,16 @@
 """A sandbox of real hosts on this machine, for trying sealer and for its tests.
 
-Each host is a network namespace with a veth on a bridge the sandbox owns, its own sshd
-(in its own UTS namespace, so its own hostname), and a private root filesystem: an overlay
-over a cached Debian userland of the host's architecture. sshd chroots every session into
-that root, so an arm64 host runs a real arm64 userland through qemu-user-static's binfmt
-entry: ``uname -m`` says aarch64 and arm64 binaries run.
+Each host is a booted machine: ``systemd-nspawn`` starts systemd as PID 1 in namespaces of its
+own (PID, mount, UTS, IPC, and a network namespace with a veth on a bridge the sandbox owns),
+on a private root filesystem: an overlay over a cached Debian userland of the host's
+architecture. sshd, dbus and whatever a run enables are units. An arm64 host runs a real
+arm64 userland, systemd included, through qemu-user-static's binfmt entry: ``uname -m``
+says aarch64 and arm64 binaries run.
 
 Everything lives under ``/var/lib/sealer-sandbox`` (``$SEALER_SANDBOX_ROOT``); addresses come
-from 10.213.0.0/16, one /24 per sandbox. ``down`` removes every namespace, link, mount,
-process and file ``up`` made.
+from 10.213.0.0/16, one /24 per sandbox. A host is stopped by ending its process tree (a
+shutdown under qemu can hang), so ``reboot`` and ``down`` never depend on a clean poweroff;
+``down`` removes every namespace, link, mount, process and file ``up`` made.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -34,11 +37,15 @@ from sealer.store.mount import unmount_all
 
 SUBNET_PREFIX = "10.213"
 FIRST_HOST = 11
-USERLAND_PACKAGES = "python3,rsync,openssh-sftp-server"
+# systemd boots the host; sshd, dbus and sudo make it a machine an operator would recognise
+USERLAND_PACKAGES = "python3,rsync,openssh-sftp-server,openssh-server,systemd,systemd-sysv,dbus,sudo,iproute2"
 SUITE = "bookworm"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 QEMU_BINFMT = {"arm64": "/proc/sys/fs/binfmt_misc/qemu-aarch64"}
 DEBIAN_ARCH = {"amd64": "amd64", "arm64": "arm64"}
+# an emulated systemd takes ~45 s to reach multi-user.target alone; several share two cores
+BOOT_TIMEOUT = 420.0
 
 # qemu-user passes /proc through, so /proc/cpuinfo would describe the x86 machine; arm64
 # hosts get this one bind-mounted over it (what a 2-core Neoverse-N1 server shows).
@@ -48,6 +55,7 @@ ARM64_CPUINFO = "".join(
     "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n"
     for i in range(2)
 )
+ARM64_CPUINFO_PATH = "/usr/lib/sealer-sandbox/cpuinfo"
 
 
 @dataclass
@@ -71,10 +79,12 @@ class Sandbox:
     gateway: str
     key: str
     hosts: list[SandboxHost]
+    user: str = ""  # a login user with sudo; root cannot log in over SSH when set
+    sudo_password: bool = False  # the user's sudo asks for the sandbox's password
 
     @property
     def password_file(self) -> str:
-        """root's password on every host of the sandbox (0600), for trying password logins."""
+        """The password of root (and of the user) on every host of the sandbox (0600)."""
         return str(Path(self.key).parent / "root-password")
 
     def to_json(self) -> dict[str, object]:
@@ -90,6 +100,8 @@ class Sandbox:
             str(data["gateway"]),
             str(data["key"]),
             hosts,
+            str(data.get("user") or ""),
+            bool(data.get("sudo_password")),
         )
 
 
@@ -138,25 +150,32 @@ def _apt_mirror() -> str:
     raise SandboxError("no Debian mirror found in /etc/apt/sources.list*: debootstrap has nowhere to fetch from")
 
 
+def _userland_stamp() -> str:
+    return f"{SUITE} {USERLAND_PACKAGES}\n"
+
+
 def userland(arch: str, log: Log) -> Path:
-    """The cached Debian userland for ``arch``, made once with debootstrap (renamed in when complete)."""
+    """The cached Debian userland for ``arch``, made once with debootstrap (renamed in when
+    complete); a cache made with other packages is made again."""
     if arch not in DEBIAN_ARCH:
         raise SandboxError(f"sandbox hosts can be amd64 or arm64, not {arch}")
     cache = sandbox_root() / "userlands"
     final = cache / arch
-    if (final / "usr" / "bin" / "python3").exists():
+    stamp = final / ".sealer-userland"
+    if stamp.exists() and stamp.read_text() == _userland_stamp():
         return final
     binfmt = QEMU_BINFMT.get(arch)
     if binfmt and not Path(binfmt).exists():
         raise SandboxError(
             f"{arch} hosts need qemu-user-static's binfmt entry {binfmt}: run scripts/install-system-deps.sh"
         )
-    if not shutil.which("debootstrap"):
-        raise SandboxError("debootstrap is not installed: run scripts/install-system-deps.sh")
+    for tool in ("debootstrap", "systemd-nspawn"):
+        if not shutil.which(tool):
+            raise SandboxError(f"{tool} is not installed: run scripts/install-system-deps.sh")
     cache.mkdir(parents=True, exist_ok=True)
     work = cache / f".{arch}.{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
-    log(f"building the {arch} userland with debootstrap (once; about 1 min for amd64, 3 for arm64)")
+    log(f"building the {arch} userland with debootstrap (once; about 2 min for amd64, 6 for arm64)")
     proc = subprocess.run(
         ["debootstrap", "--variant=minbase", f"--arch={DEBIAN_ARCH[arch]}", f"--include={USERLAND_PACKAGES}",
          SUITE, str(work), _apt_mirror()],
@@ -170,9 +189,37 @@ def userland(arch: str, log: Log) -> Path:
     for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
         for f in (work / leftover).glob("*.deb"):
             f.unlink()
+    _generalise(work)
+    (work / ".sealer-userland").write_text(_userland_stamp())
     shutil.rmtree(final, ignore_errors=True)
     os.rename(work, final)
     return final
+
+
+def _generalise(root: Path) -> None:
+    """What must differ between hosts is made per host at 'up': host keys and machine id."""
+    for key in (root / "etc" / "ssh").glob("ssh_host_*"):
+        key.unlink()
+    (root / "etc" / "machine-id").write_text("")
+    (root / "var" / "lib" / "dbus" / "machine-id").unlink(missing_ok=True)
+    wants = root / "etc" / "systemd" / "system"
+    # no console logins (nspawn's console is a log file) and nothing waiting for a network manager
+    for unit in ("getty.target", "console-getty.service", "systemd-networkd-wait-online.service"):
+        masked = wants / unit
+        masked.unlink(missing_ok=True)
+        masked.symlink_to("/dev/null")
+
+
+def _check_binfmt_credentials(arch: str) -> None:
+    """sudo on an emulated host needs binfmt's flag C: a setuid program gets its own credentials."""
+    entry = QEMU_BINFMT.get(arch)
+    if entry is None:
+        return
+    flags = next((ln.split()[1] for ln in Path(entry).read_text().splitlines() if ln.startswith("flags:")), "")
+    if "C" not in flags:
+        raise SandboxError(
+            f"{entry} lacks flag C (sudo would not work on {arch} hosts): run scripts/install-system-deps.sh"
+        )
 
 
 def _host_dir(name: str, host: str) -> Path:
@@ -194,22 +241,29 @@ def list_sandboxes() -> list[Sandbox]:
     return [load(p.name) for p in sorted(base.iterdir()) if (p / "sandbox.json").exists()]
 
 
-def up(name: str, platforms: list[Platform], log: Log) -> Sandbox:
+def up(name: str, platforms: list[Platform], log: Log, user: str = "", sudo_password: bool = False) -> Sandbox:
     check_name(name, "sandbox")
     _require_root()
     if not _NAME.match(name):
         raise SandboxError(f"invalid sandbox name {name!r}: lowercase letters, digits and '-', at most 16")
+    if user and (not _USER.match(user) or user == "root"):
+        raise SandboxError(f"invalid user name {user!r}: lowercase letters, digits, '_' and '-', not root")
+    if sudo_password and not user:
+        raise SandboxError("--sudo-password needs --user")
     if not platforms:
         raise SandboxError("a sandbox needs at least one host")
+    if not shutil.which("systemd-nspawn"):
+        raise SandboxError("systemd-nspawn is not installed: run scripts/install-system-deps.sh")
     archs = [p.architecture for p in platforms]
     root = sandbox_root()
     with _locked(root):
         for arch in dict.fromkeys(archs):
             userland(arch, log)
+            _check_binfmt_credentials(arch)
         if (root / "sandboxes" / name / "sandbox.json").exists():
             raise SandboxError(f"sandbox {name} exists already: 'sealer sandbox down {name}' first")
         used = {s.index for s in list_sandboxes()}
-        # a bridge of that number may belong to a sandbox of another root ($SEALER_SANDBOX_ROOT)
+        # a bridge of that number may belong to a sandbox under another SEALER_SANDBOX_ROOT
         index = next((i for i in range(1, 255) if i not in used and not Path(f"/sys/class/net/slbr{i}").exists()), None)
         if index is None:
             raise SandboxError("every sandbox address range is in use")
@@ -229,6 +283,8 @@ def up(name: str, platforms: list[Platform], log: Log) -> Sandbox:
                 )
                 for i, arch in enumerate(archs)
             ],
+            user=user,
+            sudo_password=sudo_password,
         )
         box_dir = root / "sandboxes" / name
         box_dir.mkdir(parents=True, exist_ok=True)
@@ -243,21 +299,25 @@ def up(name: str, platforms: list[Platform], log: Log) -> Sandbox:
 
 
 def _make(box: Sandbox, log: Log) -> None:
-    box_dir = sandbox_root() / "sandboxes" / box.name
     _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"sealer-sandbox-{box.name}", "-f", box.key)
-    shutil.copy(box.key + ".pub", box_dir / "authorized_keys")
-    os.chmod(box_dir / "authorized_keys", 0o600)
-    _write_shadow(box, box_dir)
-    (box_dir / "cpuinfo-arm64").write_text(ARM64_CPUINFO)
+    password = secrets.token_urlsafe(18)
+    atomic_write(Path(box.password_file), (password + "\n").encode(), mode=0o600)
+    # the password goes to openssl on stdin: never in a process listing
+    hashed = _run("openssl", "passwd", "-6", "-stdin", input=password + "\n").stdout.strip()
     _run("ip", "link", "add", box.bridge, "type", "bridge")
     _run("ip", "addr", "add", f"{box.gateway}/24", "dev", box.bridge)
     _run("ip", "link", "set", box.bridge, "up")
     for host in box.hosts:
-        log(f"starting {host.name} ({host.platform}) at {host.address}")
-        _make_host(box, host, box_dir)
+        _make_host(box, host, hashed)
+    for host in box.hosts:
+        log(f"booting {host.name} ({host.platform}) at {host.address}")
+        _start_host(box, host)
+    for host in box.hosts:
+        _wait_for_sshd(box, host)
 
 
-def _make_host(box: Sandbox, host: SandboxHost, box_dir: Path) -> None:
+def _make_host(box: Sandbox, host: SandboxHost, hashed_password: str) -> None:
+    """The host's disk: an overlay over the userland, with what makes this host itself."""
     hdir = _host_dir(box.name, host.name)
     rootfs, upper, work = hdir / "root", hdir / "upper", hdir / "work"
     for d in (rootfs, upper, work):
@@ -265,18 +325,74 @@ def _make_host(box: Sandbox, host: SandboxHost, box_dir: Path) -> None:
     lower = sandbox_root() / "userlands" / host.arch
     _run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", str(rootfs))
     os.chmod(rootfs, 0o755)
-    (rootfs / "etc" / "hostname").write_text(host.name + "\n")
-    (rootfs / "etc" / "hosts").write_text(f"127.0.0.1 localhost\n{host.address} {host.name}\n")
-    _run("mount", "-t", "proc", "proc", str(rootfs / "proc"))
+    etc = rootfs / "etc"
+    (etc / "hostname").write_text(host.name + "\n")
+    (etc / "hosts").write_text(f"127.0.0.1 localhost\n{host.address} {host.name}\n")
+    (etc / "machine-id").write_text(secrets.token_hex(16) + "\n")
+    host_key = etc / "ssh" / "ssh_host_ed25519_key"
+    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(host_key))
+    (etc / "ssh" / "sshd_config.d" / "sealer-sandbox.conf").write_text(
+        "HostKey /etc/ssh/ssh_host_ed25519_key\n"
+        f"PermitRootLogin {'no' if box.user else 'yes'}\n"
+        "PasswordAuthentication yes\n"
+        "KbdInteractiveAuthentication no\n"
+        # several Ansible forks and sealer's own connections at once
+        "MaxStartups 100:30:200\n"
+        "MaxSessions 50\n"
+    )
+    _set_password(etc / "shadow", "root", hashed_password)
     if host.arch == "arm64":
-        _run("mount", "--bind", str(box_dir / "cpuinfo-arm64"), str(rootfs / "proc" / "cpuinfo"))
-    _make_dev(rootfs / "dev")
-    _start_host(box, host, hdir, box_dir)
+        cpuinfo = rootfs / ARM64_CPUINFO_PATH.lstrip("/")
+        cpuinfo.parent.mkdir(parents=True, exist_ok=True)
+        cpuinfo.write_text(ARM64_CPUINFO)
+    _authorize(rootfs, Path("/root"), box.key + ".pub", 0, 0)
+    if box.user:
+        _add_user(box, rootfs, hashed_password)
 
 
-def _start_host(box: Sandbox, host: SandboxHost, hdir: Path, box_dir: Path) -> None:
-    """What a host's boot brings up: its network and its sshd."""
-    # the network: a namespace, a veth into it, the other end on the bridge
+def _set_password(shadow: Path, user: str, hashed: str) -> None:
+    lines = [
+        f"{user}:{hashed}:19000:0:99999:7:::" if ln.startswith(f"{user}:") else ln
+        for ln in shadow.read_text().splitlines()
+    ]
+    atomic_write(shadow, ("\n".join(lines) + "\n").encode(), mode=0o640)
+    os.chown(shadow, 0, _group_id(shadow.parent / "group", "shadow"))
+
+
+def _group_id(group_file: Path, name: str) -> int:
+    for line in group_file.read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == name:
+            return int(fields[2])
+    return 0
+
+
+def _authorize(rootfs: Path, home: Path, public_key: str, uid: int, gid: int) -> None:
+    ssh = rootfs / home.relative_to("/") / ".ssh"
+    ssh.mkdir(mode=0o700, exist_ok=True)
+    keys = ssh / "authorized_keys"
+    shutil.copy(public_key, keys)
+    os.chmod(keys, 0o600)
+    for path in (ssh, keys):
+        os.chown(path, uid, gid)
+
+
+def _add_user(box: Sandbox, rootfs: Path, hashed_password: str) -> None:
+    """The login user: the sandbox's key and password, sudo for everything (with that password
+    when the sandbox says so), as a cloud image's default user."""
+    _run("useradd", "--root", str(rootfs), "--create-home", "--shell", "/bin/bash", "--user-group", box.user)
+    _set_password(rootfs / "etc" / "shadow", box.user, hashed_password)
+    fields = next(ln for ln in (rootfs / "etc" / "passwd").read_text().splitlines() if ln.startswith(f"{box.user}:"))
+    uid, gid = int(fields.split(":")[2]), int(fields.split(":")[3])
+    _authorize(rootfs, Path("/home") / box.user, box.key + ".pub", uid, gid)
+    rule = f"{box.user} ALL=(ALL:ALL) {'' if box.sudo_password else 'NOPASSWD: '}ALL\n"
+    atomic_write(rootfs / "etc" / "sudoers.d" / "sealer-sandbox", rule.encode(), mode=0o440)
+
+
+def _start_host(box: Sandbox, host: SandboxHost) -> None:
+    """Power on: a fresh network namespace with the host's veth, then systemd-nspawn boots the
+    host's systemd inside it. nspawn outlives this process; its console goes to a log file."""
+    hdir = _host_dir(box.name, host.name)
     _run("ip", "netns", "add", host.netns)
     # a MAC of its own derived from its address: after a reboot, neighbours still know the host
     mac = "02:5e:" + ":".join(f"{int(octet):02x}" for octet in host.address.split("."))
@@ -287,107 +403,98 @@ def _start_host(box: Sandbox, host: SandboxHost, hdir: Path, box_dir: Path) -> N
     _run("ip", "-n", host.netns, "link", "set", "eth0", "up")
     _run("ip", "-n", host.netns, "link", "set", "lo", "up")
     _run("ip", "-n", host.netns, "route", "add", "default", "via", box.gateway)
-    _start_sshd(box, host, hdir, box_dir)
+    # nspawn itself runs in this machine's namespaces (inside 'ip netns exec' it would see a
+    # /sys without cgroups) and puts the host into its network namespace
+    args = [
+        "systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
+        f"--directory={hdir / 'root'}", f"--machine={host.name}", f"--hostname={host.name}",
+        f"--network-namespace-path=/run/netns/{host.netns}",
+        "--console=read-only", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
+    ]  # fmt: skip
+    if host.arch == "arm64":
+        # nspawn resolves the source of a mount over /proc inside the host's own root
+        args.append(f"--bind-ro={ARM64_CPUINFO_PATH}:/proc/cpuinfo")
+    with open(hdir / "console.log", "ab") as console:
+        nspawn = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    (hdir / "nspawn.pid").write_text(f"{nspawn.pid}\n")
 
 
-def _stop_host(host: SandboxHost) -> None:
-    """Every process of the host killed, its network gone: the host is off."""
-    pids = _run("ip", "netns", "pids", host.netns, check=False).stdout.split()
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(pid), signal.SIGKILL)
-    for _ in range(50):
-        if not _run("ip", "netns", "pids", host.netns, check=False).stdout.split():
+def _wait_for_sshd(box: Sandbox, host: SandboxHost, timeout: float = BOOT_TIMEOUT) -> None:
+    """Booted, as far as a user can tell: sshd answers with its banner."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _host_pids(host, _host_dir(box.name, host.name)):
+            raise SandboxError(f"{host.name}: systemd-nspawn stopped while booting: {_console_tail(box, host)}")
+        with contextlib.suppress(OSError), socket.create_connection((host.address, 22), timeout=2) as sock:
+            sock.settimeout(5)
+            if sock.recv(4).startswith(b"SSH-"):
+                return
+        time.sleep(0.5)
+    tail = _console_tail(box, host)
+    raise SandboxError(f"{host.name}: sshd did not answer within {timeout:.0f} s of booting: {tail}")
+
+
+def _console_tail(box: Sandbox, host: SandboxHost) -> str:
+    """The last words of the host's console (its directory goes when a failed 'up' cleans up)."""
+    try:
+        text = (_host_dir(box.name, host.name) / "console.log").read_text(errors="replace")
+    except OSError:
+        return "no console output"
+    lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines() if ln.strip()]
+    return " | ".join(lines[-3:]) or "no console output"
+
+
+def _host_pids(host: SandboxHost, hdir: Path | None = None) -> list[int]:
+    """Every process of the host: systemd-nspawn and the tree it booted (all in the netns)."""
+    pids = [int(p) for p in _run("ip", "netns", "pids", host.netns, check=False).stdout.split() if p.isdigit()]
+    pid_file = (hdir or Path()) / "nspawn.pid"
+    with contextlib.suppress(OSError, ValueError):
+        nspawn = int(pid_file.read_text())
+        # the recorded pid is ours only while it still is this host's nspawn
+        if f"--machine={host.name}\0".encode() in Path(f"/proc/{nspawn}/cmdline").read_bytes():
+            pids.append(nspawn)
+    return pids
+
+
+def _stop_host(box: Sandbox, host: SandboxHost) -> None:
+    """Power off: every process of the host killed (nspawn and the whole tree it booted), its
+    network gone. No shutdown is asked for: under qemu one can hang."""
+    hdir = _host_dir(box.name, host.name)
+    for _ in range(100):
+        pids = _host_pids(host, hdir)
+        if not pids:
             break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
+    else:
+        raise SandboxError(f"{host.name}: processes {pids} do not end")
+    (hdir / "nspawn.pid").unlink(missing_ok=True)
+    # what nspawn keeps on this machine for a running container, left behind by a kill
+    shutil.rmtree(f"/run/systemd/nspawn/propagate/{host.name}", ignore_errors=True)
+    with contextlib.suppress(OSError):
+        root = os.stat(hdir / "root")
+        Path(f"/run/systemd/nspawn/locks/inode-{root.st_dev}:{root.st_ino}").unlink(missing_ok=True)
     _run("ip", "link", "del", host.veth, check=False)
     _run("ip", "netns", "del", host.netns, check=False)
 
 
 def reboot(name: str, host_name: str) -> SandboxHost:
-    """As if the host restarted: every process stops, the network namespace is made anew, /run and
-    /tmp start empty; the root filesystem (its disk) keeps everything else."""
+    """A real restart: every process of the host ends, systemd boots again and starts the enabled
+    units; the root filesystem (its disk) keeps everything, /run and /tmp start empty."""
     _require_root()
     with _locked(sandbox_root()):
         box = load(name)
         host = next((h for h in box.hosts if host_name in (h.name, h.address)), None)
         if host is None:
             raise SandboxError(f"sandbox {name} has no host {host_name}")
-        _stop_host(host)
-        hdir = _host_dir(box.name, host.name)
-        for volatile in ("run", "tmp"):
-            for entry in (hdir / "root" / volatile).iterdir():
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
-        (hdir / "sshd.pid").unlink(missing_ok=True)
-        _start_host(box, host, hdir, sandbox_root() / "sandboxes" / box.name)
+        _stop_host(box, host)
+        _start_host(box, host)
+        _wait_for_sshd(box, host)
         return host
-
-
-def _write_shadow(box: Sandbox, box_dir: Path) -> None:
-    """A copy of this machine's shadow file whose root has the sandbox's own password. Each host's
-    sshd sees it in place of /etc/shadow (in a mount namespace of its own), so a password login
-    works on sandbox hosts and never touches the machine's accounts."""
-    password = secrets.token_urlsafe(18)
-    atomic_write(Path(box.password_file), (password + "\n").encode(), mode=0o600)
-    # the password goes to openssl on stdin: never in a process listing
-    hashed = _run("openssl", "passwd", "-6", "-stdin", input=password + "\n").stdout.strip()
-    lines = Path("/etc/shadow").read_text().splitlines()
-    shadow = [f"root:{hashed}:19000:0:99999:7:::" if ln.startswith("root:") else ln for ln in lines]
-    atomic_write(box_dir / "shadow", ("\n".join(shadow) + "\n").encode(), mode=0o600)
-
-
-def _make_dev(dev: Path) -> None:
-    _run("mount", "-t", "tmpfs", "-o", "mode=755,size=1m", "tmpfs", str(dev))
-    for name, major, minor in (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
-                               ("urandom", 1, 9), ("tty", 5, 0)):  # fmt: skip
-        _run("mknod", "-m", "666", str(dev / name), "c", str(major), str(minor))
-    (dev / "pts").mkdir()
-    (dev / "shm").mkdir(mode=0o1777)
-    _run("mount", "-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=620", "devpts", str(dev / "pts"))
-    (dev / "ptmx").symlink_to("pts/ptmx")
-    for i, name in enumerate(("stdin", "stdout", "stderr")):
-        (dev / name).symlink_to(f"/proc/self/fd/{i}")
-    (dev / "fd").symlink_to("/proc/self/fd")
-
-
-def _start_sshd(box: Sandbox, host: SandboxHost, hdir: Path, box_dir: Path) -> None:
-    key = hdir / "ssh_host_ed25519_key"
-    if not key.exists():  # a reboot keeps the host's key, as a real host's disk does
-        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key))
-    config = hdir / "sshd_config"
-    config.write_text(
-        f"ListenAddress {host.address}:22\n"
-        f"HostKey {key}\n"
-        f"PidFile {hdir / 'sshd.pid'}\n"
-        # the sandbox's key, and the keys in the host's own /root/.ssh, as a real host would
-        f"AuthorizedKeysFile {box_dir / 'authorized_keys'} {hdir / 'root' / 'root' / '.ssh' / 'authorized_keys'}\n"
-        "PermitRootLogin yes\n"
-        "PasswordAuthentication yes\n"
-        "KbdInteractiveAuthentication no\n"
-        "UsePAM no\n"
-        "StrictModes no\n"
-        "MaxStartups 100:30:200\n"
-        "MaxSessions 50\n"
-        "AcceptEnv LANG LC_*\n"
-        f"ChrootDirectory {hdir / 'root'}\n"
-        "Subsystem sftp internal-sftp\n"
-        "SetEnv PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-    )
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
-    _run("/usr/sbin/sshd", "-t", "-f", str(config))
-    # its own UTS namespace (the host's hostname) and mount namespace (the sandbox's shadow file);
-    # sshd daemonizes and outlives us
-    _run("ip", "netns", "exec", host.netns, "unshare", "--uts", "--mount", "sh", "-c",
-         f"mount --bind {box_dir / 'shadow'} /etc/shadow && hostname {host.name}"
-         f" && exec /usr/sbin/sshd -f {config} -E {hdir / 'sshd.log'}")  # fmt: skip
-    for _ in range(50):
-        if (hdir / "sshd.pid").exists():
-            return
-        time.sleep(0.1)
-    raise SandboxError(f"{host.name}: sshd did not start (see {hdir / 'sshd.log'})")
 
 
 def down(name: str) -> None:
@@ -402,7 +509,7 @@ def _teardown(box: Sandbox) -> None:
     """Remove processes, mounts, links, namespaces and files; tolerate any of them being gone."""
     box_dir = sandbox_root() / "sandboxes" / check_name(box.name, "sandbox")
     for host in box.hosts:
-        _stop_host(host)
+        _stop_host(box, host)
     _run("ip", "link", "del", box.bridge, check=False)
     unmount_all(box_dir)
     shutil.rmtree(box_dir, ignore_errors=True)

@@ -1,10 +1,18 @@
-"""One sandbox per test run, shared by the end-to-end tests: real sshd hosts in network
-namespaces, amd64 and arm64 (through qemu-user-static), torn down at the end."""
+"""One sandbox per test run, shared by the end-to-end tests (booting is the costly part): hosts
+booted with systemd-nspawn, amd64 and arm64 (through qemu-user-static), torn down at the end.
+
+The sandbox comes up with a sudo user (``sealer``) and root login refused, as a cloud image
+is; the tests that run sealer as root then permit root login (``root_login``), and the tests
+of the sudo path refuse it again while they run. The tests' own look at a host logs in as the
+sudo user and reads through sudo."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
+import shlex
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +24,9 @@ from tests.helpers import SEALER, Sealer
 
 # host 1 amd64, 2 arm64, 3 amd64, 4 arm64, 5 arm64
 SANDBOX_HOSTS = "amd64,arm64,amd64,arm64,arm64"
+SUDO_USER = "sealer"
+# read before the sandbox's own drop-in (the first value sshd reads wins)
+ROOT_LOGIN_DROPIN = "/etc/ssh/sshd_config.d/00-tests-root-login.conf"
 
 
 @dataclass
@@ -26,17 +37,23 @@ class SandboxHost:
     key: str
     netns: str = ""
     link: str = ""  # its veth on the sandbox's bridge
+    user: str = SUDO_USER
 
     @property
     def arch(self) -> str:
         return self.platform.split("/")[1]
 
-    def ssh(self, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run a command on the host with plain OpenSSH: the tests' independent look at it."""
+    def as_user(self, user: str) -> SandboxHost:
+        return dataclasses.replace(self, user=user)
+
+    def ssh(self, command: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command as root on the host with plain OpenSSH (through sudo unless the login is
+        root): the tests' independent look at it."""
+        remote = command if self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
         proc = subprocess.run(
             ["ssh", "-i", self.key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-             "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"root@{self.address}", command],
-            capture_output=True, text=True, check=False, timeout=120,
+             "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"{self.user}@{self.address}", remote],
+            capture_output=True, text=True, check=False, timeout=120, input=input,
         )  # fmt: skip
         if check and proc.returncode != 0:
             raise AssertionError(f"{self.address}: {command}: {proc.returncode} {proc.stderr}")
@@ -58,10 +75,28 @@ def sandbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*SEALER, "sandbox", *args], capture_output=True, text=True, check=False)
 
 
+def permit_root_login(hosts: list[SandboxHost], permitted: bool) -> None:
+    """Let root log in with a key or the password (or refuse it again, as the sandbox made the hosts)."""
+    for host in hosts:
+        change = f"echo 'PermitRootLogin yes' > {ROOT_LOGIN_DROPIN}" if permitted else (
+            f"rm -f {ROOT_LOGIN_DROPIN}"
+        )  # fmt: skip
+        host.ssh(f"{change} && systemctl reload ssh")
+
+
+@contextlib.contextmanager
+def root_login_refused(hosts: list[SandboxHost]) -> Iterator[None]:
+    permit_root_login(hosts, False)
+    try:
+        yield
+    finally:
+        permit_root_login(hosts, True)
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
     name = f"t{os.getpid()}"[:12]
-    proc = sandbox_cli("up", name, "--hosts", SANDBOX_HOSTS)
+    proc = sandbox_cli("up", name, "--hosts", SANDBOX_HOSTS, "--user", SUDO_USER)
     if proc.returncode != 0:
         sandbox_cli("down", name)
         pytest.fail(f"sandbox up failed: {proc.stderr}")
@@ -69,6 +104,7 @@ def sandbox() -> Iterator[Sandbox]:
         rows = json.loads(sandbox_cli("ls", "--output", "json").stdout)
         mine = [r for r in rows if r["sandbox"] == name]
         hosts = [SandboxHost(r["name"], r["address"], r["platform"], r["key"], r["netns"], r["link"]) for r in mine]
+        permit_root_login(hosts, True)
         yield Sandbox(name, hosts, mine[0]["passwordFile"])
     finally:
         down = sandbox_cli("down", name)

@@ -14,7 +14,7 @@ import yaml
 
 from sealer.cluster.collection import collections_path
 from tests.e2e.conftest import Sandbox, SandboxHost, cluster_dir, run_cluster, skopeo_raw, standin_log
-from tests.helpers import Sealer
+from tests.helpers import SEALER, Sealer
 
 ELF_MACHINE = {"amd64": "3e00", "arm64": "b700"}
 ROOTFS = "/var/lib/sealer/data/{cluster}/rootfs"
@@ -91,7 +91,8 @@ def own_playbook(inventory: Path, workdir: Path) -> subprocess.CompletedProcess[
     """A user's own playbook with sealer's inventory and roles: only the preflight role."""
     playbook = workdir / "own.yml"
     playbook.write_text("- hosts: all\n  gather_facts: false\n  roles: [sealer.cluster.sealer_preflight]\n")
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections_path(workdir)), "ANSIBLE_NOCOLOR": "1"}
+    collections = collections_path(workdir)
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_NOCOLOR": "1"}
     return subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)],
         capture_output=True, text=True, env=env, check=False,
@@ -200,3 +201,48 @@ def test_a_run_with_other_hosts_does_not_redefine_the_cluster(
     assert f"this run leaves out node {b.address} (sealer delete -n {b.address} --cluster small)" in proc.stderr
     assert (cluster_dir(run_store, "small") / "Clusterfile").read_text() == before
     assert c.ssh("test -e /var/lib/sealer/data/small", check=False).returncode == 1
+
+
+def test_user_without_sudo_is_refused_before_any_change(run_store: Sealer, sandbox: Sandbox) -> None:
+    master, node = sandbox.hosts[0], sandbox.hosts[1]
+    add_user = (
+        "useradd -m -s /bin/sh nosudo && install -d -o nosudo -m 700 /home/nosudo/.ssh"
+        " && install -o nosudo -m 600 /home/sealer/.ssh/authorized_keys /home/nosudo/.ssh/"
+    )
+    for host in (master, node):
+        host.ssh(add_user)
+    try:
+        args = ["run", "kubernetes-multi-arch:v1.19.8", "-m", master.address, "-n", node.address, "-u", "nosudo",
+                "--pk", master.key, "--cluster", "refused5"]  # fmt: skip
+        proc = run_store.run(*args, check=False)
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines() == [
+            f"sealer: error: {master.address}: sudo asks user nosudo for a password: set SEALER_BECOME_PASSWORD",
+            f"{node.address}: sudo asks user nosudo for a password: set SEALER_BECOME_PASSWORD",
+        ]
+        env = {**run_store.env(), "SEALER_BECOME_PASSWORD": "not-a-sudoer"}
+        proc = subprocess.run([*SEALER, *args], env=env, capture_output=True, text=True, check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 2, proc.stderr
+        for line, host in zip(lines, (master, node), strict=True):
+            assert f"{host.address}: user nosudo cannot become root with sudo: " in line
+            assert "not-a-sudoer" not in line
+        untouched(sandbox, "refused5")
+    finally:
+        for host in (master, node):
+            host.ssh("userdel -r nosudo", check=False)
+
+
+def test_image_without_a_kubeadm_configuration_is_refused(run_store: Sealer, sandbox: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "tool").write_text("#!/bin/sh\n")
+    (tmp_path / "Kubefile").write_text("FROM scratch\nCOPY bin bin\n")
+    run_store.run("build", "--platform", "linux/amd64,linux/arm64", "-t", "no-kubeadm:1", str(tmp_path))
+    keys = {h.address: h.ssh("cat /root/.ssh/authorized_keys").stdout for h in sandbox.hosts[:2]}
+    proc = run_cluster(run_store, "refused6", [sandbox.hosts[0]], [sandbox.hosts[1]], image="no-kubeadm:1",
+                       check=False)  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("sealer: error: image no-kubeadm:1 (linux/amd64) has no etc/kubeadm.yml"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    untouched(sandbox, "refused6")
+    assert {h.address: h.ssh("cat /root/.ssh/authorized_keys").stdout for h in sandbox.hosts[:2]} == keys

@@ -1,17 +1,26 @@
-"""The larger mixed case: two masters and three nodes, both platforms."""
+"""The larger mixed case: two masters and three nodes, both platforms, reached as a sudo user
+with root login refused (as on a fleet made from cloud images): every change goes through sudo."""
 
 from __future__ import annotations
 
 import json
 
-from tests.e2e.conftest import Sandbox, run_cluster, skopeo_raw, standin_log
+from tests.e2e.conftest import SUDO_USER, Sandbox, SandboxHost, root_login_refused, run_cluster, skopeo_raw, standin_log
 from tests.e2e.test_run import ELF_MACHINE, ROOTFS, TREE_HASH, elf_machine
 from tests.helpers import Sealer
 
 
 def test_mixed_cluster_two_masters_three_nodes(run_store: Sealer, sandbox: Sandbox) -> None:
     h = sandbox.hosts
-    result = json.loads(run_cluster(run_store, "mixed", [h[0], h[1]], [h[2], h[3], h[4]]).stdout)
+    with root_login_refused(h):
+        for host in h:
+            as_root = SandboxHost(host.name, host.address, host.platform, host.key, user="root")
+            assert as_root.ssh("true", check=False).returncode == 255, "root can still log in"
+        run_as_sudo_user(run_store, h)
+
+
+def run_as_sudo_user(run_store: Sealer, h: list[SandboxHost]) -> None:
+    result = json.loads(run_cluster(run_store, "mixed", [h[0], h[1]], [h[2], h[3], h[4]], "-u", SUDO_USER).stdout)
     assert [x["platform"] for x in result["hosts"]] == [
         "linux/amd64", "linux/arm64/v8", "linux/amd64", "linux/arm64/v8", "linux/arm64/v8",
     ]  # fmt: skip
@@ -23,6 +32,8 @@ def test_mixed_cluster_two_masters_three_nodes(run_store: Sealer, sandbox: Sandb
     assert amd != arm
     for host in h:
         assert elf_machine(host, f"{root}/bin/helm") == ELF_MACHINE[host.arch]
+        # what went through sudo is root's, as in a root run: nothing of the login user's
+        assert host.ssh("find /var/lib/sealer /etc/hosts ! -user root | head -3").stdout == "", host.address
     assert h[4].ssh(f"{root}/bin/helm version").stdout.count("arm64") == 1
     try:
         logs = {host.address: standin_log(host, "mixed") for host in h}
@@ -44,3 +55,5 @@ def test_mixed_cluster_two_masters_three_nodes(run_store: Sealer, sandbox: Sandb
         assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == ["amd64", "arm64"]  # type: ignore[attr-defined]
     finally:
         run_store.run("delete", "--all", "--cluster", "mixed")
+    for host in h:
+        assert host.ssh("test -e /var/lib/sealer", check=False).returncode == 1, host.address

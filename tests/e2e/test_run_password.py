@@ -1,5 +1,6 @@
 """sealer run with an SSH password: the hosts get the cluster's own key, the password is used
-once, in sealer's own process, and appears in no process listing, file or log."""
+once, in sealer's own process, and appears in no process listing, file or log. The same for
+sudo's password when the login user's sudo asks for one."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import Sandbox, SandboxHost, cluster_dir, host_state
+from tests.e2e.conftest import SUDO_USER, Sandbox, SandboxHost, cluster_dir, host_state
 from tests.helpers import SEALER, Sealer
 
 IMAGE = "kubernetes-multi-arch:v1.19.8"
@@ -70,7 +71,8 @@ def test_run_with_a_password(run_store: Sealer, sandbox: Sandbox) -> None:
     grep = subprocess.run(["grep", "-rlF", password, str(run_store.root)], capture_output=True, text=True, check=False)
     assert grep.stdout == "", grep.stdout
     for host in (master, node):
-        assert host.ssh(f"grep -rlF '{password}' /var/lib/sealer /var/log /tmp", check=False).stdout == ""
+        # the pattern on stdin: in the command it would land in sudo's own log
+        assert host.ssh("grep -rlF -f - /var/lib/sealer /var/log /tmp", check=False, input=password).stdout == ""
     # later commands use the cluster's key: a re-run without any password changes nothing
     again = run_store.run("run", IMAGE, "-m", master.address, "-n", node.address, "--cluster", "pw", "--pk", str(key))
     assert again.returncode == 0
@@ -78,3 +80,51 @@ def test_run_with_a_password(run_store: Sealer, sandbox: Sandbox) -> None:
     for host in (master, node):
         assert without_ssh_dir(host_state(host)) == without_ssh_dir(before[host.address])
         assert "sealer-pw" not in host.ssh("cat /root/.ssh/authorized_keys", check=False).stdout
+
+
+SUDO_ASKS = "sealer ALL=(ALL:ALL) ALL\n"
+SUDO_NOPASSWD = "sealer ALL=(ALL:ALL) NOPASSWD: ALL\n"
+
+
+def test_run_as_a_user_whose_sudo_asks_for_a_password(run_store: Sealer, sandbox: Sandbox) -> None:
+    master, node = sandbox.hosts[2], sandbox.hosts[3]  # amd64, arm64
+    password = Path(sandbox.password_file).read_text().strip()  # the sandbox user's password too
+    roots = [h.as_user("root") for h in (master, node)]  # the tests' look while sudo asks
+    for root in roots:
+        root.ssh("cat > /etc/sudoers.d/sealer-sandbox", input=SUDO_ASKS)
+    try:
+        args = ["run", IMAGE, "-m", master.address, "-n", node.address, "-u", SUDO_USER, "--pk", master.key,
+                "--cluster", "sudopw", "--output", "json"]  # fmt: skip
+        refused = run_store.run(*args, check=False)
+        assert refused.returncode == 1
+        assert len(refused.stderr.strip().splitlines()) == 2, refused.stderr
+        assert "sudo asks user sealer for a password: set SEALER_BECOME_PASSWORD" in refused.stderr
+        for root in roots:
+            assert root.ssh("test -e /var/lib/sealer", check=False).returncode == 1
+
+        env = {**run_store.env(), "SEALER_BECOME_PASSWORD": password}
+        proc = subprocess.Popen([*SEALER, *args], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        scans, leaks = watch_cmdlines(proc, password.encode())
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        assert scans > 20 and leaks == []
+        for root, host in zip(roots, (master, node), strict=True):
+            assert f'GoArch:"{host.arch}"' in root.ssh("/var/lib/sealer/data/sudopw/rootfs/bin/helm version").stdout
+            assert root.ssh("find /var/lib/sealer ! -user root | head -3").stdout == ""
+            assert (
+                root.ssh("grep -rlF -f - /var/lib/sealer /var/log /tmp /home", check=False, input=password).stdout == ""
+            )
+        grep = subprocess.run(
+            ["grep", "-rlF", password, str(run_store.root)], capture_output=True, text=True, check=False
+        )
+        assert grep.stdout == "", grep.stdout
+        assert run_store.run("delete", "--all", "--cluster", "sudopw", check=False).returncode == 1  # no password
+        delete = subprocess.run([*SEALER, "delete", "--all", "--cluster", "sudopw"], env=env, capture_output=True,
+                                text=True, check=False)  # fmt: skip
+        assert delete.returncode == 0, delete.stderr
+        for root in roots:
+            assert root.ssh("test -e /var/lib/sealer", check=False).returncode == 1
+    finally:
+        run_store.run("delete", "--all", "--cluster", "sudopw", check=False)
+        for root in roots:
+            root.ssh("cat > /etc/sudoers.d/sealer-sandbox", input=SUDO_NOPASSWD)

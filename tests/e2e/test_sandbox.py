@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import time
 from pathlib import Path
 
-from tests.e2e.conftest import Sandbox, sandbox_cli
+from tests.e2e.conftest import Sandbox, SandboxHost, sandbox_cli
 
 ELF_MACHINE = {"amd64": "3e00", "arm64": "b700"}  # e_machine, little endian
 PY_ELF_MACHINE = "import sys; print(open(sys.executable, 'rb').read(20)[18:20].hex())"
@@ -47,12 +49,53 @@ def test_hosts_reach_each_other(sandbox: Sandbox) -> None:
     assert a.ssh(probe).stdout.strip() == "ok"
 
 
+def test_hosts_boot_systemd(sandbox: Sandbox) -> None:
+    for host in sandbox.hosts:
+        out = host.ssh("cat /proc/1/comm; systemctl is-active ssh dbus").stdout.split()
+        assert out == ["systemd", "active", "active"], host.address
+    # each host has its own PID namespace: no two hosts (nor this machine) share one
+    namespaces = {h.ssh("readlink /proc/1/ns/pid").stdout.strip() for h in sandbox.hosts}
+    assert len(namespaces) == len(sandbox.hosts)
+    assert os.readlink("/proc/self/ns/pid") not in namespaces
+
+
+def test_reboot_ends_every_process_and_starts_the_enabled_units(sandbox: Sandbox) -> None:
+    host = sandbox.hosts[0]
+    host.ssh(
+        "printf '[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\nWantedBy=multi-user.target\\n'"
+        " > /etc/systemd/system/probe.service && systemctl enable --now probe.service"
+        " && (setsid sleep 1000 </dev/null >/dev/null 2>&1 &)"
+    )
+    try:
+        boot = host.ssh("stat -c %Z /proc/1").stdout
+        assert host.ssh("pgrep -x sleep | wc -l").stdout.strip() == "2"
+        reboot = sandbox_cli("reboot", sandbox.name, host.name)
+        assert reboot.returncode == 0, reboot.stderr
+        assert host.ssh("stat -c %Z /proc/1").stdout != boot, "systemd did not start again"
+        for _ in range(60):  # sshd answers before every unit has started
+            if host.ssh("systemctl is-active probe.service", check=False).stdout.strip() == "active":
+                break
+            time.sleep(1)
+        assert host.ssh("systemctl is-active probe.service").stdout.strip() == "active"
+        assert host.ssh("pgrep -x sleep | wc -l").stdout.strip() == "1", "the loose process survived the reboot"
+    finally:
+        host.ssh("systemctl disable --now probe.service; rm -f /etc/systemd/system/probe.service")
+
+
 def test_down_removes_everything_up_made() -> None:
     name = "tdown"
     sandbox_cli("down", name)
-    up = sandbox_cli("up", name, "--hosts", "amd64,arm64")
+    up = sandbox_cli("up", name, "--hosts", "amd64,arm64", "--user", "alice")
     assert up.returncode == 0, up.stderr
     rows = [r for r in json.loads(sandbox_cli("ls", "--output", "json").stdout) if r["sandbox"] == name]
+    for row in rows:
+        # --user: the user logs in with the sandbox's key and has sudo; root cannot log in
+        assert row["user"] == "alice"
+        as_alice = SandboxHost(row["name"], row["address"], row["platform"], row["key"], user="alice")
+        assert as_alice.ssh("id -un").stdout.strip() == "root"  # through sudo
+        as_root = SandboxHost(row["name"], row["address"], row["platform"], row["key"], user="root")
+        refused = as_root.ssh("true", check=False)
+        assert refused.returncode == 255 and "Permission denied" in refused.stderr
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert f"sealer-{name}-1" in netns
     down = sandbox_cli("down", name)
