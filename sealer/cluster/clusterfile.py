@@ -166,14 +166,19 @@ def _ssh_from(data: Any, where: str) -> dict[str, Any]:
             if attr != "port":
                 out[attr] = str(value)
                 continue
-            try:
-                port = int(value)
-            except (TypeError, ValueError) as err:
-                raise ClusterfileError(f"{where}: ssh.port {value!r} is not a number") from err
-            if not 0 < port < 65536:
-                raise ClusterfileError(f"{where}: ssh.port {port} is out of range")
-            out[attr] = port
+            out[attr] = parse_port(value, f"{where}: ssh.port")
     return out
+
+
+def parse_port(value: Any, what: str) -> int:
+    """An SSH port as a user wrote it (``what`` names where), checked."""
+    try:
+        port = int(value)
+    except (TypeError, ValueError) as err:
+        raise ClusterfileError(f"{what} {value!r} is not a number") from err
+    if not 0 < port < 65536:
+        raise ClusterfileError(f"{what} {port} is out of range")
+    return port
 
 
 def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:

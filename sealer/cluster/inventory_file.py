@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sealer.cluster.clusterfile import Host, SSHConfig, check_hosts, parse_address
+from sealer.cluster.clusterfile import Host, SSHConfig, check_hosts, parse_address, parse_port
 from sealer.errors import ClusterfileError
 
 MASTER_GROUPS = ("master", "kube_control_plane")
@@ -105,13 +105,7 @@ def _members(inventory: Any, groups: tuple[str, ...]) -> list[str]:
 def _host(name: str, role: str, hv: dict[str, Any], defaults: SSHConfig, display: str) -> Host:
     where = f"{display}: host {name}"
     address = parse_address(str(hv.get("ansible_host") or hv.get("ansible_ssh_host") or name), where)
-    port = hv.get("ansible_port") or hv.get("ansible_ssh_port") or defaults.port
-    try:
-        port = int(port)
-    except (TypeError, ValueError) as err:
-        raise ClusterfileError(f"{where}: ansible_port {port!r} is not a number") from err
-    if not 0 < port < 65536:
-        raise ClusterfileError(f"{where}: ansible_port {port} is out of range")
+    port = parse_port(hv.get("ansible_port") or hv.get("ansible_ssh_port") or defaults.port, f"{where}: ansible_port")
     key = hv.get("ansible_ssh_private_key_file")
     password = next((str(hv[k]) for k in ("ansible_password", "ansible_ssh_pass") if hv.get(k)), None)
     ssh = SSHConfig(
