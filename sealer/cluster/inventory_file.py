@@ -50,14 +50,23 @@ def read_inventory(path: Path, defaults: SSHConfig) -> list[Host]:
 
 
 def _load(path: Path) -> tuple[Any, Any]:
-    # parse failures are errors, said once by sealer, not warnings Ansible prints and goes on
-    os.environ["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "True"
-    os.environ["ANSIBLE_INVENTORY_UNPARSED_WARNING"] = "False"
-    from ansible.errors import AnsibleError
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
-    from ansible.vars.manager import VariableManager
+    # parse failures are errors, said once by sealer, not warnings Ansible prints and goes on;
+    # Ansible reads its settings when first imported, so they are set for the import alone
+    settings = {"ANSIBLE_INVENTORY_UNPARSED_FAILED": "True", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False"}
+    before = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    try:
+        from ansible.errors import AnsibleError
+        from ansible.inventory.manager import InventoryManager
+        from ansible.parsing.dataloader import DataLoader
+        from ansible.template import Templar
+        from ansible.vars.manager import VariableManager
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     loader = DataLoader()
     try:

@@ -184,11 +184,9 @@ def _merge(out: Path, trees: list[Path]) -> dict[str, str]:
     target = RegistryTree(out)
     target.v2.mkdir(parents=True)
     sources = [RegistryTree(t) for t in trees]
-    owner: dict[str, RegistryTree] = {}
     for tree in sources:
         for digest, path in tree.blobs():
             target.add_blob_file(digest, path)
-            owner.setdefault(digest, tree)
     served: dict[str, str] = {}
     repos = sorted({r for tree in sources for r in tree.repositories()})
     for repo in repos:
