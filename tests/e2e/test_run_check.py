@@ -1,0 +1,122 @@
+"""sealer run --check: what a run would change on each host (files and bytes to send, the
+registry, init, joins, CMDs), while nothing changes on any host nor in the cluster's state."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import SUDO_USER, Sandbox, SandboxHost, cluster_dir, host_state, run_cluster
+from tests.helpers import Sealer
+
+CLUSTER = "dry"
+CHANGED_IMAGE = "dry-changed:v1"
+
+
+@pytest.fixture(scope="module")
+def hosts(run_store: Sealer, sandbox: Sandbox) -> Iterator[list[SandboxHost]]:
+    """An amd64 master and an arm64 node; the cluster and the image built here go at the end."""
+    yield [sandbox.hosts[2], sandbox.hosts[3]]
+    run_store.run("delete", "--all", "--cluster", CLUSTER, check=False)
+    run_store.run("rmi", CHANGED_IMAGE, check=False)
+
+
+def check(run_store: Sealer, hosts: list[SandboxHost], *extra: str) -> dict[str, dict[str, Any]]:
+    proc = run_cluster(run_store, CLUSTER, hosts[:1], hosts[1:], "-u", SUDO_USER, "--check", *extra)
+    return {row["address"]: row for row in json.loads(proc.stdout)["hosts"]}
+
+
+def processes(host: SandboxHost) -> list[str]:
+    """The host's processes, less ssh sessions (this look's own, and Ansible's kept-open ones)."""
+    out = host.ssh("ps -eo comm,args --no-headers").stdout.splitlines()
+    own = ("sshd", "sshd-session", "sshd-auth", "sudo", "sh", "ps")
+    rows = [" ".join(line.split()) for line in out]
+    return sorted(r for r in rows if not (r.split()[0] in own and ("ssh" in r.split()[1] or "ps -eo" in r)))
+
+
+def controller_state(cdir: Path) -> dict[str, str]:
+    """Every file of the cluster's state on the controller and its hash, the runs' logs aside."""
+    if not cdir.exists():
+        return {}
+    return {
+        str(p.relative_to(cdir)): hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_file() and not p.is_symlink()
+        else ""
+        for p in sorted(cdir.rglob("*"))
+        if p.relative_to(cdir).parts[0] != "runs"
+    }
+
+
+def snapshot(hosts: list[SandboxHost]) -> dict[str, tuple[str, list[str]]]:
+    return {h.address: (host_state(h), processes(h)) for h in hosts}
+
+
+def test_check_on_fresh_hosts_reports_the_whole_run_and_changes_nothing(
+    run_store: Sealer, hosts: list[SandboxHost]
+) -> None:
+    cdir = cluster_dir(run_store, CLUSTER)
+    before = snapshot(hosts)
+    rows = check(run_store, hosts)
+    master, node = hosts
+    for host in hosts:
+        row = rows[host.address]
+        assert f"/{host.arch}" in row["platform"]
+        assert row["rootfs"]["files"] > 0 and row["rootfs"]["bytes"] > 0, row
+    assert rows[master.address]["registry"]["files"] > 0
+    assert rows[master.address]["registry"]["bytes"] > 0
+    assert rows[master.address]["registry"]["action"] == "start"
+    assert rows[master.address]["init"] == "pending"
+    assert rows[master.address]["cmds"] == "pending"
+    assert rows[node.address]["join"] == "pending"
+    assert rows[node.address]["registry"] == {"files": 0, "bytes": 0, "action": "none"}
+    assert snapshot(hosts) == before
+    for host in hosts:
+        assert host.ssh(f"test -e /var/lib/sealer/data/{CLUSTER}", check=False).returncode == 1
+    # the controller keeps the log of the check, and nothing else: no cluster was made
+    assert controller_state(cdir) == {}
+    assert CLUSTER not in run_store.run("ps", "--output", "json").stdout
+
+
+def test_check_after_a_run_finds_nothing_to_do(run_store: Sealer, hosts: list[SandboxHost]) -> None:
+    run_cluster(run_store, CLUSTER, hosts[:1], hosts[1:], "-u", SUDO_USER)
+    cdir = cluster_dir(run_store, CLUSTER)
+    state = controller_state(cdir)
+    before = snapshot(hosts)
+    rows = check(run_store, hosts, "--diff")
+    for row in rows.values():
+        assert row["rootfs"]["files"] == 0 and row["rootfs"]["bytes"] == 0, row
+        assert row["registry"]["files"] == 0 and row["registry"]["action"] == "none", row
+        assert "pending" not in (row["init"], row["join"], row["cmds"]), row
+    assert rows[hosts[0].address]["init"] == "done" and rows[hosts[0].address]["cmds"] == "done"
+    assert rows[hosts[1].address]["join"] == "done"
+    assert snapshot(hosts) == before
+    assert controller_state(cdir) == state
+    # the human-readable report says the same
+    text = run_store.run("run", "kubernetes-multi-arch:v1.19.8", "-m", hosts[0].address, "-n", hosts[1].address,
+                         "--pk", hosts[0].key, "-u", SUDO_USER, "--cluster", CLUSTER, "--check").stdout  # fmt: skip
+    assert "nothing to change" in text, text
+
+
+def test_check_reports_exactly_the_file_a_new_image_changes(
+    run_store: Sealer, hosts: list[SandboxHost], tmp_path: Path
+) -> None:
+    manifest = hosts[0].ssh(f"cat /var/lib/sealer/data/{CLUSTER}/rootfs/manifests/dashborad.yaml").stdout
+    (tmp_path / "dashborad.yaml").write_text(manifest + "# changed for the check\n")
+    (tmp_path / "Kubefile").write_text("FROM kubernetes-multi-arch:v1.19.8\nCOPY dashborad.yaml manifests\n")
+    run_store.run("build", "--platform", "linux/amd64,linux/arm64", "-t", CHANGED_IMAGE, str(tmp_path))
+    before = snapshot(hosts)
+    proc = run_cluster(run_store, CLUSTER, hosts[:1], hosts[1:], "-u", SUDO_USER, "--check", "--diff",
+                       image=CHANGED_IMAGE)  # fmt: skip
+    rows = {row["address"]: row for row in json.loads(proc.stdout)["hosts"]}
+    size = len((tmp_path / "dashborad.yaml").read_bytes())
+    for row in rows.values():
+        assert row["rootfs"]["files"] == 1 and row["rootfs"]["bytes"] == size, row
+        assert row["rootfs"]["paths"] == ["manifests/dashborad.yaml"], row
+        assert row["registry"]["files"] == 0, row
+    assert rows[hosts[0].address]["init"] == "done" and rows[hosts[1].address]["join"] == "done"
+    assert snapshot(hosts) == before
