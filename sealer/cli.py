@@ -226,15 +226,17 @@ def merge(names: tuple[str, ...], tag: str, platform: str | None, insecure: bool
 @click.option("--port", default=22, show_default=True, type=click.IntRange(1, 65535), help="SSH port.")
 @click.option("--cluster", "name", help="Cluster name (default: the Clusterfile's, or my-cluster).")
 @click.option("--strict-host-keys", is_flag=True, help="Refuse hosts whose key is not known yet.")
+@click.option("--check", is_flag=True, help="Change nothing: say, per host, what a run would change.")
+@click.option("--diff", is_flag=True, help="With --check: show the differences of the files a run would change.")
 @OUTPUT
 def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: str | None, inventory: str | None,
         user: str, password: str | None, pk: str | None, port: int, name: str | None, strict_host_keys: bool,
-        output: str) -> None:  # fmt: skip
+        check: bool, diff: bool, output: str) -> None:  # fmt: skip
     """Run an image on hosts: each gets the rootfs of its own platform."""
     from sealer.commands import run as cmd
 
     cluster = cmd.load_cluster(image, masters, nodes, clusterfile, inventory, user, password, pk, port, name)
-    cmd.run(cluster, strict_host_keys, output)
+    cmd.run(cluster, strict_host_keys, output, check, diff)
 
 
 @cli.command()
@@ -242,12 +244,15 @@ def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: 
 @click.option("-n", "--nodes", metavar="IP[,IP...]", help="Nodes to add.")
 @click.option("--cluster", "name", help="The cluster (default: the only one).")
 @click.option("--strict-host-keys", is_flag=True, help="Refuse hosts whose key is not known yet.")
+@click.option("--check", is_flag=True, help="Change nothing: say, per host, what a run would change.")
+@click.option("--diff", is_flag=True, help="With --check: show the differences of the files a run would change.")
 @OUTPUT
-def join(masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, output: str) -> None:
+def join(masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, check: bool, diff: bool,
+         output: str) -> None:  # fmt: skip
     """Add hosts to a cluster (each gets its own platform's rootfs)."""
     from sealer.commands import cluster as cmd
 
-    cmd.join(masters, nodes, name, strict_host_keys, output)
+    cmd.join(masters, nodes, name, strict_host_keys, output, check, diff)
 
 
 @cli.command()

@@ -13,7 +13,7 @@ import datetime as dt
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,49 +101,86 @@ def no_become_password() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def check_workdir(store: Store, cdir: Path) -> Iterator[Path]:
+    """Where a check prepares the cluster's files: the store's tmp/ (work files of running
+    commands), never the cluster's directory. It starts from the cluster's known hosts, registry
+    credentials and TLS certificates, so that what the check compares is what a run would send;
+    the registry trees are merged and the rootfs mounted there, and all of it goes at the end."""
+    work = store.tmp_path(f"-check-{cdir.name}")
+    work.mkdir(mode=0o700)
+    try:
+        for name in ("known_hosts", "htpasswd"):
+            if (cdir / name).is_file():
+                shutil.copy2(cdir / name, work / name)
+        if (cdir / "tls").is_dir():
+            shutil.copytree(cdir / "tls", work / "tls")
+        yield work
+    finally:
+        unmount_all(work)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def detect_with_sudo(
+    hosts: list[Host], known: KnownHosts, become_password: BecomePassword
+) -> tuple[dict[str, HostFacts], str | None]:
+    """Every host's facts, and sudo's password when a host's sudo asks for one (else None)."""
+    try:
+        return detect(hosts, known), None
+    except HostsError as err:
+        if not err.errors or not all(isinstance(e, SudoPasswordNeeded) for e in err.errors):
+            raise
+        password = become_password()
+        if password is None:
+            raise
+        return detect(hosts, known, password), password
+
+
 def run_cluster(
     store: Store, cluster: Cluster, reporter: Reporter, strict_host_keys: bool = False,
     become_password: BecomePassword = no_become_password, hosts_may_change: bool = False,
+    check: bool = False, diff: bool = False,
 ) -> RunResult:  # fmt: skip
     """Run the cluster's image on its hosts. An existing cluster keeps its host list unless
     ``hosts_may_change`` (join): a run naming other hosts is refused, saying which command does it.
     ``become_password``: sudo's password for hosts whose login user needs one (asked for only
     when one does); Ansible and the roles' rsync fetch it from a socket of this process
-    (become.py), so it is never written anywhere."""
+    (become.py), so it is never written anywhere.
+    ``check``: a dry run (Ansible's check mode) that changes nothing on any host nor in the
+    cluster's directory, where only its log (runs/<time>-check) is written; the playbook's
+    result then holds, per host, what a run would change. ``diff``: and the changed files' diffs."""
     cdir = clusters_dir(store) / check_name(cluster.name, "cluster")
     image = get_image(store, cluster.image)
-    with cluster_lock(cdir):
+    # a check of a cluster that does not exist yet makes no cluster directory (its log aside)
+    lock = cluster_lock(cdir) if not check or cdir.is_dir() else contextlib.nullcontext()
+    with lock, check_workdir(store, cdir) if check else contextlib.nullcontext(cdir) as work:
         if not hosts_may_change and (cdir / "Clusterfile").exists():
             changes = host_list_changes(load_state(store, cluster.name), cluster)
             if changes:
                 raise SealerError(f"cluster {cluster.name} exists with other hosts: {changes}")
-        known = KnownHosts(cdir / "known_hosts", strict=strict_host_keys)
+        known = KnownHosts(work / "known_hosts", strict=strict_host_keys)
         with reporter.task(f"detecting the platform of {len(cluster.hosts)} hosts"):
-            password = None
-            try:
-                facts = detect(cluster.hosts, known)
-            except HostsError as err:
-                if not err.errors or not all(isinstance(e, SudoPasswordNeeded) for e in err.errors):
-                    raise
-                password = become_password()
-                if password is None:
-                    raise
-                facts = detect(cluster.hosts, known, password)
+            facts, password = detect_with_sudo(cluster.hosts, known, become_password)
         for address, fact in facts.items():
             reporter.note(f"{address}: {fact.platform} ({fact.hostname})")
         image_ids = check_platforms(image, facts)
         check_kubeadm_config(store, image, cluster, facts)
         with_password = [h for h in cluster.hosts if h.ssh.pk is None]
+        if with_password and check:
+            raise SealerError(
+                f"{with_password[0].address}: --check logs in with keys only; a run installs the cluster's key first"
+            )
         if with_password:
             with reporter.task(f"installing the cluster's SSH key on {len(with_password)} hosts"):
                 use_cluster_key(cluster, with_password, known, cdir)
-        inventory = build_inventory(cluster, facts, cdir, image_ids)
+        inventory = build_inventory(cluster, facts, work, image_ids)
         with reporter.task("merging the registries and preparing the cluster's files"):
-            inventory["all"]["vars"].update(prepare(store, image, cluster, facts, cdir))
-        save_state(cdir, cluster)
-        atomic_write(cdir / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
-        run_dir = cdir / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        mounts = cdir / "mounts"
+            inventory["all"]["vars"].update(prepare(store, image, cluster, facts, work))
+        if not check:
+            save_state(cdir, cluster)
+        atomic_write(work / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
+        run_dir = cdir / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ" + ("-check" if check else ""))
+        mounts = work / "mounts"
         unmount_all(mounts)  # left by a run that was killed
         with contextlib.ExitStack() as stack:
             for platform in sorted(platform_groups(facts)):
@@ -154,8 +191,13 @@ def run_cluster(
             extravars: dict[str, str] = {}
             if password is not None:
                 extravars = stack.enter_context(password_socket(password))
-            with reporter.task(f"running playbooks/run.yml on {len(cluster.hosts)} hosts"):
-                result = run_playbook("run", cdir / "inventory.yaml", run_dir, reporter, extravars=extravars)
+            if check:  # the check's log, kept private as a run's is
+                cdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            verb = "checking" if check else "running"
+            with reporter.task(f"{verb} playbooks/run.yml on {len(cluster.hosts)} hosts"):
+                result = run_playbook(
+                    "run", work / "inventory.yaml", run_dir, reporter, extravars=extravars, check=check, diff=diff
+                )
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
         return RunResult(cluster, cdir, facts, result, image_ids)
@@ -227,6 +269,7 @@ def save_state(cdir: Path, cluster: Cluster) -> None:
 def join_hosts(
     store: Store, name: str | None, masters: list[str], nodes: list[str], reporter: Reporter,
     strict_host_keys: bool = False, become_password: BecomePassword = no_become_password,
+    check: bool = False, diff: bool = False,
 ) -> RunResult:  # fmt: skip
     """Add hosts to a cluster; a host of a new platform gets its rootfs and the registry serves it."""
     cluster = load_state(store, resolve_name(store, name))
@@ -236,7 +279,9 @@ def join_hosts(
         raise SealerError("join needs hosts: -m or -n")
     cluster.hosts = [*cluster.hosts, *new]
     check_hosts(cluster.hosts)
-    return run_cluster(store, cluster, reporter, strict_host_keys, become_password, hosts_may_change=True)
+    return run_cluster(
+        store, cluster, reporter, strict_host_keys, become_password, hosts_may_change=True, check=check, diff=diff
+    )
 
 
 def delete_hosts(

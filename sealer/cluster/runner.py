@@ -46,6 +46,10 @@ class PlaybookResult:
     hosts: dict[str, HostSummary] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     changed_tasks: dict[str, list[str]] = field(default_factory=dict)
+    # check mode: what the sealer_check role says a run would change, per host
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # with diff: each changed task's diffs (Ansible's before/after), per host
+    diffs: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
 
 
 # what Ansible says of a failed raw, command or shell task: the task's own output says more
@@ -66,6 +70,26 @@ def _reason(res: dict[str, Any]) -> str:
     return "failed"
 
 
+def _diffs(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """A task's diffs (a dict or a list of them), its loop items' too; a hidden (no_log) task has none."""
+    found: list[dict[str, Any]] = []
+    for item in [res, *(r for r in res.get("results") or [] if isinstance(r, dict))]:
+        diff = item.get("diff")
+        for one in diff if isinstance(diff, list) else [diff]:
+            if isinstance(one, dict) and ("before" in one or "after" in one):
+                found.append(one)
+    return found
+
+
+def _on_ok(result: PlaybookResult, host: str, task: str, res: dict[str, Any], reporter: Reporter, check: bool) -> None:
+    if "sealer_check_report" in res:
+        result.reports[host] = res["sealer_check_report"]
+    elif res.get("changed"):
+        result.changed_tasks.setdefault(host, []).append(task)
+        reporter.note(f"{host}: {task}: {'would change' if check else 'changed'}")
+        result.diffs.setdefault(host, []).extend((task, one) for one in _diffs(res))
+
+
 def run_playbook(
     playbook: str,
     inventory: Path,
@@ -74,7 +98,11 @@ def run_playbook(
     extravars: dict[str, Any] | None = None,
     tags: str | None = None,
     limit: str | None = None,
+    check: bool = False,
+    diff: bool = False,
 ) -> PlaybookResult:
+    """``check``: Ansible's check mode (nothing changes; the roles say what would); ``diff``:
+    the changed files' differences are kept in the result."""
     import ansible_runner
 
     result = PlaybookResult("unknown", -1, run_dir)
@@ -86,9 +114,8 @@ def run_playbook(
         task = data.get("task") or ""
         if kind == "runner_on_start":
             reporter.status(host, f"{data.get('role') or 'play'}: {task}")
-        elif kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
-            result.changed_tasks.setdefault(host, []).append(task)
-            reporter.note(f"{host}: {task}: changed")
+        elif kind == "runner_on_ok":
+            _on_ok(result, host, task, data.get("res") or {}, reporter, check)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             result.failures.append(Failure(host, task, _reason(data.get("res") or {})))
             reporter.note(f"{host}: {task}: FAILED")
@@ -129,6 +156,7 @@ def run_playbook(
         extravars=extravars or {},
         tags=tags,
         limit=limit,
+        cmdline=" ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on) or None,
         quiet=True,
         event_handler=on_event,
         # without one, ansible-runner installs SIGINT/SIGTERM handlers of its own and reports a

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from sealer.cluster.clusterfile import parse_address_list
 from sealer.cluster.deploy import delete_hosts, join_hosts, list_clusters
+from sealer.commands._check import print_check
 from sealer.commands._options import reporter_for
 from sealer.commands._output import become_password_source, info, print_json, table
 from sealer.errors import UsageError
 from sealer.store.layout import Store
 
 
-def join(masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, output: str) -> None:
+def join(masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, output: str,
+         check: bool = False, diff: bool = False) -> None:  # fmt: skip
+    if diff and not check:
+        raise UsageError("--diff goes with --check")
     m = parse_address_list(masters, "-m") if masters else []
     n = parse_address_list(nodes, "-n") if nodes else []
-    result = join_hosts(Store.open(), name, m, n, reporter_for(output), strict_host_keys, become_password_source())
+    result = join_hosts(Store.open(), name, m, n, reporter_for(output), strict_host_keys, become_password_source(),
+                        check=check, diff=diff)  # fmt: skip
+    if check:
+        print_check(result, output, diff)
+        return
     if output == "json":
         print_json({"cluster": result.cluster.name, "joined": [*m, *n]})
     else:

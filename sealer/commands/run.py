@@ -6,6 +6,7 @@ from pathlib import Path
 from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_clusterfile
 from sealer.cluster.deploy import run_cluster
 from sealer.cluster.inventory_file import read_inventory
+from sealer.commands._check import print_check
 from sealer.commands._options import reporter_for
 from sealer.commands._output import become_password_source, info, print_json, table
 from sealer.errors import UsageError
@@ -52,8 +53,14 @@ def load_cluster(
     return from_flags(image, masters, nodes, ssh, name or "my-cluster")
 
 
-def run(cluster: Cluster, strict_host_keys: bool, output: str) -> None:
-    result = run_cluster(Store.open(), cluster, reporter_for(output), strict_host_keys, become_password_source())
+def run(cluster: Cluster, strict_host_keys: bool, output: str, check: bool = False, diff: bool = False) -> None:
+    if diff and not check:
+        raise UsageError("--diff goes with --check")
+    result = run_cluster(Store.open(), cluster, reporter_for(output), strict_host_keys, become_password_source(),
+                         check=check, diff=diff)  # fmt: skip
+    if check:
+        print_check(result, output, diff)
+        return
     rows = []
     for host in cluster.hosts:
         summary = result.playbook.hosts.get(host.address)
