@@ -3,16 +3,28 @@ registry, init, joins, CMDs), while nothing changes on any host nor in the clust
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from sealer.cluster.collection import collections_path
+from sealer.oci.platform import Platform
+from sealer.oci.reference import Reference
+from sealer.store.image import get_image
+from sealer.store.layout import Store
+from sealer.store.mount import mounted_rootfs
 from tests.e2e.conftest import SUDO_USER, Sandbox, SandboxHost, cluster_dir, host_state, run_cluster
-from tests.helpers import Sealer
+from tests.helpers import ROOT, Sealer
 
 CLUSTER = "dry"
 CHANGED_IMAGE = "dry-changed:v1"
@@ -32,11 +44,13 @@ def check(run_store: Sealer, hosts: list[SandboxHost], *extra: str) -> dict[str,
 
 
 def processes(host: SandboxHost) -> list[str]:
-    """The host's processes, less ssh sessions (this look's own, and Ansible's kept-open ones)."""
+    """The host's processes, less the logins' own: sshd's sessions (this look's, and the ones
+    Ansible keeps open a while), their user managers, and this look's sudo, sh and ps. On an
+    emulated host a process's arguments start with qemu's binfmt handler."""
     out = host.ssh("ps -eo comm,args --no-headers").stdout.splitlines()
-    own = ("sshd", "sshd-session", "sshd-auth", "sudo", "sh", "ps")
     rows = [" ".join(line.split()) for line in out]
-    return sorted(r for r in rows if not (r.split()[0] in own and ("ssh" in r.split()[1] or "ps -eo" in r)))
+    logins = ("ps -eo comm,args", "systemd --user", "(sd-pam)")
+    return sorted(r for r in rows if not r.startswith("sshd") and not any(x in r for x in logins))
 
 
 def controller_state(cdir: Path) -> dict[str, str]:
@@ -56,12 +70,21 @@ def snapshot(hosts: list[SandboxHost]) -> dict[str, tuple[str, list[str]]]:
     return {h.address: (host_state(h), processes(h)) for h in hosts}
 
 
+def assert_unchanged(before: dict[str, tuple[str, list[str]]], hosts: list[SandboxHost]) -> None:
+    """Each host's tree and processes as before; a difference is shown line by line."""
+    after = snapshot(hosts)
+    for address, (tree, procs) in before.items():
+        for what, old, new in (("tree", tree.splitlines(), after[address][0].splitlines()),
+                               ("processes", procs, after[address][1])):  # fmt: skip
+            assert old == new, f"{address} {what}:\n" + "\n".join(difflib.unified_diff(old, new, lineterm=""))
+
+
 def test_check_on_fresh_hosts_reports_the_whole_run_and_changes_nothing(
     run_store: Sealer, hosts: list[SandboxHost]
 ) -> None:
     cdir = cluster_dir(run_store, CLUSTER)
     before = snapshot(hosts)
-    rows = check(run_store, hosts)
+    rows = check(run_store, hosts, "--diff")
     master, node = hosts
     for host in hosts:
         row = rows[host.address]
@@ -74,7 +97,10 @@ def test_check_on_fresh_hosts_reports_the_whole_run_and_changes_nothing(
     assert rows[master.address]["cmds"] == "pending"
     assert rows[node.address]["join"] == "pending"
     assert rows[node.address]["registry"] == {"files": 0, "bytes": 0, "action": "none"}
-    assert snapshot(hosts) == before
+    # --diff: the registry configuration a run would write from its template
+    diffs = "".join(d["diff"] for d in rows[master.address]["diffs"])
+    assert f"+    rootdirectory: /var/lib/sealer/data/{CLUSTER}/registry" in diffs, diffs
+    assert_unchanged(before, hosts)
     for host in hosts:
         assert host.ssh(f"test -e /var/lib/sealer/data/{CLUSTER}", check=False).returncode == 1
     # the controller keeps the log of the check, and nothing else: no cluster was made
@@ -94,12 +120,26 @@ def test_check_after_a_run_finds_nothing_to_do(run_store: Sealer, hosts: list[Sa
         assert "pending" not in (row["init"], row["join"], row["cmds"]), row
     assert rows[hosts[0].address]["init"] == "done" and rows[hosts[0].address]["cmds"] == "done"
     assert rows[hosts[1].address]["join"] == "done"
-    assert snapshot(hosts) == before
+    assert_unchanged(before, hosts)
     assert controller_state(cdir) == state
     # the human-readable report says the same
     text = run_store.run("run", "kubernetes-multi-arch:v1.19.8", "-m", hosts[0].address, "-n", hosts[1].address,
                          "--pk", hosts[0].key, "-u", SUDO_USER, "--cluster", CLUSTER, "--check").stdout  # fmt: skip
     assert "nothing to change" in text, text
+
+
+def test_join_check_reports_the_new_host_and_changes_nothing(
+    run_store: Sealer, hosts: list[SandboxHost], sandbox: Sandbox
+) -> None:
+    new = sandbox.hosts[4]  # arm64
+    state = controller_state(cluster_dir(run_store, CLUSTER))
+    before = snapshot([*hosts, new])
+    proc = run_store.run("join", "-n", new.address, "--cluster", CLUSTER, "--check", "--output", "json")
+    rows = {row["address"]: row for row in json.loads(proc.stdout)["hosts"]}
+    assert rows[new.address]["rootfs"]["files"] > 0 and rows[new.address]["join"] == "pending"
+    assert rows[hosts[1].address]["rootfs"]["files"] == 0 and rows[hosts[1].address]["join"] == "done"
+    assert_unchanged(before, [*hosts, new])
+    assert controller_state(cluster_dir(run_store, CLUSTER)) == state
 
 
 def test_check_reports_exactly_the_file_a_new_image_changes(
@@ -119,4 +159,37 @@ def test_check_reports_exactly_the_file_a_new_image_changes(
         assert row["rootfs"]["paths"] == ["manifests/dashborad.yaml"], row
         assert row["registry"]["files"] == 0, row
     assert rows[hosts[0].address]["init"] == "done" and rows[hosts[1].address]["join"] == "done"
-    assert snapshot(hosts) == before
+    # the new image's CMDs would run, and --diff shows the record a run would write of them
+    assert rows[hosts[0].address]["cmds"] == "pending"
+    diffs = "".join(d["diff"] for d in rows[hosts[0].address]["diffs"])
+    assert "+- kubectl apply -f manifests/dashborad.yaml" in diffs, diffs
+    assert_unchanged(before, hosts)
+    # the same from ansible-playbook --check on the collection's playbook, with the inventory
+    # sealer wrote and the new image's platforms mounted where it says
+    reports = ansible_playbook_check(run_store, CHANGED_IMAGE, tmp_path)
+    assert {a: r["rootfs"]["paths"] for a, r in reports.items()} == {
+        h.address: ["manifests/dashborad.yaml"] for h in hosts
+    }
+    assert_unchanged(before, hosts)
+
+
+def ansible_playbook_check(run_store: Sealer, image: str, workdir: Path) -> dict[str, Any]:
+    cdir = cluster_dir(run_store, CLUSTER)
+    inventory = yaml.safe_load((cdir / "inventory.yaml").read_text())
+    store = Store.open(run_store.root)
+    found = get_image(store, Reference.parse(image))
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections_path(workdir)), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_STDOUT_CALLBACK": "json"}  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        for spec in inventory["all"]["children"].values():
+            if "sealer_rootfs_source" in (spec.get("vars") or {}):
+                platform = Platform.parse(inventory["all"]["hosts"][next(iter(spec["hosts"]))]["sealer_platform"])
+                target = Path(spec["vars"]["sealer_rootfs_source"])
+                stack.enter_context(mounted_rootfs(store, found.for_platform(platform), target))
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(cdir / "inventory.yaml"), "--check",
+             "sealer.cluster.run"], capture_output=True, text=True, env=env, check=False, cwd=ROOT,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    last = json.loads(proc.stdout)["plays"][-1]["tasks"][-1]["hosts"]
+    return {address: result["sealer_check_report"] for address, result in last.items()}
