@@ -10,10 +10,15 @@ from sealer.errors import UsageError
 from sealer.store.layout import Store
 
 
-def join(masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, output: str) -> None:
+def join(
+    masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, output: str,
+    bastion: str | None = None,
+) -> None:  # fmt: skip
     m = parse_address_list(masters, "-m") if masters else []
     n = parse_address_list(nodes, "-n") if nodes else []
-    result = join_hosts(Store.open(), name, m, n, reporter_for(output), strict_host_keys, become_password_source())
+    result = join_hosts(
+        Store.open(), name, m, n, reporter_for(output), strict_host_keys, become_password_source(), bastion
+    )
     if output == "json":
         print_json({"cluster": result.cluster.name, "joined": [*m, *n]})
     else:
