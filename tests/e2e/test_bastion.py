@@ -148,7 +148,8 @@ def test_an_inventory_with_proxyjump_runs_through_the_bastion(
     amd, arm, jump = behind.amd, behind.arm, behind.bastion
     inv = tmp_path / "hosts.yaml"
     inv.write_text(yaml.safe_dump({"all": {
-        "vars": {"ansible_ssh_private_key_file": amd.key, "ansible_ssh_common_args": f"-o ProxyJump=root@{jump.address}"},
+        "vars": {"ansible_ssh_private_key_file": amd.key,
+                 "ansible_ssh_common_args": f"-o ProxyJump=root@{jump.address}"},
         "children": {
             "kube_control_plane": {"hosts": {"cp-1": {"ansible_host": amd.address}}},
             "kube_node": {"hosts": {"worker-1": {"ansible_host": arm.address}}},

@@ -77,7 +77,8 @@ def test_clusterfile_bastion_as_text_or_mapping_and_saved_with_the_cluster(tmp_p
 
 def test_an_inventorys_proxyjump_is_the_hosts_bastion(tmp_path: Path) -> None:
     (tmp_path / "hosts.ini").write_text(
-        "[master]\nm1 ansible_host=10.1.0.1 ansible_ssh_common_args='-o ProxyJump=jump@10.0.0.9:2222 -o Compression=yes'\n"
+        "[master]\nm1 ansible_host=10.1.0.1"
+        " ansible_ssh_common_args='-o ProxyJump=jump@10.0.0.9:2222 -o Compression=yes'\n"
         "[node]\nn1 ansible_host=10.1.0.2 ansible_ssh_common_args='-J 10.0.0.9'\n"
         "n2 ansible_host=10.1.0.3\n"
     )
