@@ -129,7 +129,9 @@ def test_a_mixed_cluster_runs_through_the_bastion_and_a_rerun_changes_nothing(
         # host-key trust as for direct hosts: the bastion's key and the hosts' keys are remembered
         known = (cdir / "known_hosts").read_text()
         assert all(a in known for a in (jump.address, amd.address, arm.address)), known
-        assert f"bastion: root@{jump.address}:22" in (cdir / "Clusterfile").read_text()
+        # the bastion stays with the cluster, for join and delete
+        saved = yaml.safe_load((cdir / "Clusterfile").read_text())["spec"]["ssh"]["bastion"]
+        assert saved == {"host": f"root@{jump.address}:22", "pk": amd.key}
         again = json.loads(run_store.run(*args).stdout)
         assert [(h["address"], h["changed"], h["changedTasks"]) for h in again["hosts"]] == [
             (amd.address, 0, []),
