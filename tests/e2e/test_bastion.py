@@ -187,3 +187,19 @@ def test_a_bad_bastion_is_one_line_naming_it(run_store: Sealer, behind: Topology
         assert len(lines) == 1, proc.stderr
         assert "bastion" in lines[0] and jump.address in lines[0] and said in lines[0], lines[0]
         assert "Traceback" not in proc.stderr
+
+
+def test_join_and_delete_go_through_the_bastion_the_cluster_keeps(run_store: Sealer, behind: Topology) -> None:
+    amd, arm, jump = behind.amd, behind.arm, behind.bastion
+    run_store.run("run", IMAGE, "-m", amd.address, "--pk", amd.key, "--bastion", f"root@{jump.address}",
+                  "--cluster", "jumpjoin", "--output", "json")  # fmt: skip
+    try:
+        # no --bastion: the new host is reached as the cluster's hosts are, through its bastion
+        run_store.run("join", "-n", arm.address, "--cluster", "jumpjoin", "--output", "json")
+        root = ROOTFS.format(cluster="jumpjoin")
+        assert elf_machine(arm, f"{root}/bin/helm") == ELF_MACHINE["arm64"]
+        run_store.run("delete", "-n", arm.address, "--cluster", "jumpjoin")
+        assert arm.ssh("test -e /var/lib/sealer/data/jumpjoin", check=False).returncode == 1
+    finally:
+        done = run_store.run("delete", "--all", "--cluster", "jumpjoin", check=False)
+    assert done.returncode == 0, done.stderr

@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
+import paramiko
 import pytest
 import yaml
 
@@ -137,3 +139,69 @@ def test_an_unreachable_bastion_is_one_line_naming_it(tmp_path: Path) -> None:
     closed.close()
     assert proc.stdout == f"bastion root@127.0.0.1:{port}: unreachable: Connection refused\n", proc.stdout
     assert proc.stderr == ""
+
+
+class _RefusesEveryKey(paramiko.ServerInterface):
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        return paramiko.AUTH_FAILED
+
+
+def test_a_bastion_that_refuses_the_key_or_changed_its_host_key_is_one_line(tmp_path: Path) -> None:
+    host_key = paramiko.Ed25519Key.from_private_key_file(_keygen(tmp_path / "bastion_host_key"))
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    transports: list[paramiko.Transport] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            transport = paramiko.Transport(conn)
+            transport.add_server_key(host_key)
+            transport.start_server(server=_RefusesEveryKey())
+            transports.append(transport)
+
+    threading.Thread(target=serve, daemon=True).start()
+    known = tmp_path / "known_hosts"
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from sealer.cluster.clusterfile import Bastion, Host, SSHConfig
+        from sealer.cluster.hosts import KnownHosts, detect
+        from sealer.errors import HostsError
+        key = {_keygen(tmp_path / "id_ed25519")!r}
+        ssh = SSHConfig(pk=key, bastion=Bastion("127.0.0.1", "jump", {port}, key))
+        try:
+            detect([Host("10.254.0.1", "master", ssh)], KnownHosts(Path({str(known)!r})))
+        except HostsError as err:
+            print(err)
+    """)
+    try:
+        refused = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert refused.stdout == f"bastion jump@127.0.0.1:{port}: authentication failed for user jump\n"
+        assert refused.stderr == ""
+        # its host key is checked in the cluster's known_hosts as a host's is: another one there is refused
+        other = paramiko.Ed25519Key.from_private_key_file(_keygen(tmp_path / "other_host_key"))
+        known.write_text(f"[127.0.0.1]:{port} ssh-ed25519 {other.get_base64()}\n")
+        changed = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert changed.stdout.startswith(f"bastion jump@127.0.0.1:{port}: host key changed"), changed.stdout
+        assert changed.stdout.count("\n") == 1 and changed.stderr == ""
+    finally:
+        server.close()
+        for transport in transports:
+            transport.close()
+
+
+def _keygen(path: Path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return str(path)
