@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import yaml
 
 from tests.e2e.conftest import SandboxHost, cluster_dir, sandbox_cli, standin_log
 from tests.e2e.test_run import ELF_MACHINE, ROOTFS, TREE_HASH, elf_machine
-from tests.helpers import Sealer
+from tests.helpers import SEALER, Sealer
 
 IMAGE = "kubernetes-multi-arch:v1.19.8"
 
@@ -202,4 +203,34 @@ def test_join_and_delete_go_through_the_bastion_the_cluster_keeps(run_store: Sea
         assert arm.ssh("test -e /var/lib/sealer/data/jumpjoin", check=False).returncode == 1
     finally:
         done = run_store.run("delete", "--all", "--cluster", "jumpjoin", check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_user_whose_sudo_asks_for_a_password_behind_the_bastion(run_store: Sealer, behind: Topology) -> None:
+    """rsync's receiver reads sudo's password first on its stream (become-rsh): through the
+    bastion's ProxyCommand too, and the password is written nowhere."""
+    amd, jump = behind.amd, behind.bastion
+    password = secrets.token_urlsafe(12)
+    amd.ssh(
+        "useradd --create-home --shell /bin/bash ops && chpasswd && install -d -m 700 -o ops -g ops ~ops/.ssh"
+        " && install -m 600 -o ops -g ops ~/.ssh/authorized_keys ~ops/.ssh/"
+        " && echo 'ops ALL=(ALL:ALL) ALL' > /etc/sudoers.d/ops",
+        input=f"ops:{password}\n",
+    )
+    env = {**run_store.env(), "SEALER_BECOME_PASSWORD": password}
+    sealer = [*SEALER, "run", IMAGE, "-m", amd.address, "-u", "ops", "--pk", amd.key,
+              "--bastion", f"root@{jump.address}", "--cluster", "jumpsudo", "--output", "json"]  # fmt: skip
+    try:
+        proc = subprocess.run(sealer, env=env, capture_output=True, text=True, check=False, timeout=900)
+        assert proc.returncode == 0, proc.stderr
+        root = ROOTFS.format(cluster="jumpsudo")
+        assert elf_machine(amd, f"{root}/bin/helm") == ELF_MACHINE["amd64"]
+        assert amd.ssh(f"find {root} ! -user root | head -3").stdout == ""
+        grep = ["grep", "-rlF", password, str(run_store.root)]
+        leaked = subprocess.run(grep, capture_output=True, text=True, check=False)
+        assert leaked.stdout == "", leaked.stdout
+    finally:
+        delete = [*SEALER, "delete", "--all", "--cluster", "jumpsudo"]
+        done = subprocess.run(delete, env=env, capture_output=True, text=True, check=False, timeout=600)
+        amd.ssh("rm -f /etc/sudoers.d/ops && userdel -r ops", check=False)
     assert done.returncode == 0, done.stderr
