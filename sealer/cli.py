@@ -212,6 +212,13 @@ def merge(names: tuple[str, ...], tag: str, platform: str | None, insecure: bool
     cmd.merge(list(names), tag, platform, insecure, output)
 
 
+BASTION = click.option(
+    "--bastion",
+    metavar="[USER@]IP[:PORT]",
+    help="Reach the hosts through this jump host (logs in with the hosts' key; user: -u's).",
+)
+
+
 @cli.command()
 @click.argument("image", required=False)
 @click.option("-m", "--masters", metavar="IP[,IP...]", help="Master hosts (ranges like 10.0.0.1-10.0.0.3 too).")
@@ -228,14 +235,15 @@ def merge(names: tuple[str, ...], tag: str, platform: str | None, insecure: bool
 @click.option("--strict-host-keys", is_flag=True, help="Refuse hosts whose key is not known yet.")
 @click.option("--check", is_flag=True, help="Change nothing: say, per host, what a run would change.")
 @click.option("--diff", is_flag=True, help="With --check: show the differences of the files a run would change.")
+@BASTION
 @OUTPUT
 def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: str | None, inventory: str | None,
         user: str, password: str | None, pk: str | None, port: int, name: str | None, strict_host_keys: bool,
-        check: bool, diff: bool, output: str) -> None:  # fmt: skip
+        check: bool, diff: bool, bastion: str | None, output: str) -> None:  # fmt: skip
     """Run an image on hosts: each gets the rootfs of its own platform."""
     from sealer.commands import run as cmd
 
-    cluster = cmd.load_cluster(image, masters, nodes, clusterfile, inventory, user, password, pk, port, name)
+    cluster = cmd.load_cluster(image, masters, nodes, clusterfile, inventory, user, password, pk, port, name, bastion)
     cmd.run(cluster, strict_host_keys, output, check, diff)
 
 
@@ -246,13 +254,15 @@ def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: 
 @click.option("--strict-host-keys", is_flag=True, help="Refuse hosts whose key is not known yet.")
 @click.option("--check", is_flag=True, help="Change nothing: say, per host, what a run would change.")
 @click.option("--diff", is_flag=True, help="With --check: show the differences of the files a run would change.")
+@BASTION
 @OUTPUT
 def join(masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, check: bool, diff: bool,
+         bastion: str | None,
          output: str) -> None:  # fmt: skip
     """Add hosts to a cluster (each gets its own platform's rootfs)."""
     from sealer.commands import cluster as cmd
 
-    cmd.join(masters, nodes, name, strict_host_keys, output, check, diff)
+    cmd.join(masters, nodes, name, strict_host_keys, output, check, diff, bastion)
 
 
 @cli.command()
@@ -327,11 +337,18 @@ def sandbox() -> None:
 @click.option("--hosts", required=True, metavar="ARCH,ARCH,...", help="One host per entry: amd64 or arm64.")
 @click.option("--user", default="", metavar="USER", help="A login user with sudo on every host; root cannot log in.")
 @click.option("--sudo-password", is_flag=True, help="The user's sudo asks for the sandbox's password.")
-def sandbox_up(name: str, hosts: str, user: str, sudo_password: bool) -> None:
+@click.option(
+    "--bastion",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Host N is a bastion: the others sit on an internal bridge only it reaches.",
+)
+def sandbox_up(name: str, hosts: str, user: str, sudo_password: bool, bastion: int | None) -> None:
     """Boot a sandbox: one host per --hosts entry, each running systemd."""
     from sealer.commands import sandbox as cmd
 
-    cmd.up(name, hosts, user, sudo_password)
+    cmd.up(name, hosts, user, sudo_password, bastion or 0)
 
 
 @sandbox.command("down")

@@ -23,12 +23,29 @@ ROLES = ("master", "node")
 
 
 @dataclass(frozen=True)
+class Bastion:
+    """A jump host: every connection to the hosts behind it (sealer's own, Ansible's, rsync's)
+    is carried by its sshd. It logs in with a key only: ssh's ProxyCommand, which Ansible and
+    rsync run, has no way to be given a password that does not show in a process listing."""
+
+    address: str
+    user: str = "root"
+    port: int = 22
+    pk: str | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{self.user}@{host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class SSHConfig:
     user: str = "root"
     port: int = 22
     password: str | None = field(default=None, repr=False)
     pk: str | None = None
     pk_password: str | None = field(default=None, repr=False)
+    bastion: Bastion | None = None
 
     def merged(self, other: dict[str, Any]) -> SSHConfig:
         return replace(self, **{k: v for k, v in other.items() if v is not None})
@@ -71,6 +88,33 @@ def parse_address(text: str, where: str) -> str:
         return str(ipaddress.ip_address(text.strip()))
     except ValueError as err:
         raise ClusterfileError(f"{where}: {text!r} is not an IP address") from err
+
+
+def parse_bastion(text: str, where: str, ssh: SSHConfig) -> Bastion:
+    """``[user@]address[:port]`` (an IPv6 address with a port in brackets); the user and key
+    default to the hosts' own (``ssh``)."""
+    text = text.strip()
+    if "," in text:
+        raise ClusterfileError(f"{where} {text!r}: one bastion only (a chain of jump hosts is not supported)")
+    user, at, rest = text.partition("@")
+    if not at:
+        user, rest = ssh.user, text
+    if not user:
+        raise ClusterfileError(f"{where} {text!r} has an empty user")
+    port: int | str = 22
+    if rest.startswith("["):
+        address, _, after = rest[1:].partition("]")
+        if after:
+            port = after[1:] if after.startswith(":") else "?"
+    elif rest.count(":") == 1:
+        address, _, port = rest.partition(":")
+    else:
+        address = rest
+    try:
+        address = parse_address(address, where)
+    except ClusterfileError as err:
+        raise ClusterfileError(f"{where} {text!r} is not an IP address ([user@]address[:port])") from err
+    return Bastion(address, user, parse_port(port, f"{where} port"), ssh.pk)
 
 
 def parse_address_list(text: str, where: str) -> list[str]:
@@ -121,14 +165,25 @@ def from_flags(
 # ---- the Clusterfile ---------------------------------------------------------------------
 
 _SSH_KEYS = {"user": "user", "passwd": "password", "pk": "pk", "pkPasswd": "pk_password", "port": "port"}
+
+
+class _TextOrMapping:
+    """A field written as one value (``user@host:port``) or as a mapping of these fields."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+
+
+_BASTION = _TextOrMapping({"host": object, "user": object, "port": object, "pk": object})
+_SSH_SCHEMA: dict[str, Any] = {**{k: object for k in _SSH_KEYS}, "bastion": _BASTION}
 _SCHEMA: dict[str, Any] = {
     "apiVersion": str,
     "kind": str,
     "metadata": {"name": str, "creationTimestamp": object, "annotations": object, "labels": object},
     "spec": {
         "image": str,
-        "ssh": {k: object for k in _SSH_KEYS},
-        "hosts": [{"ips": [str], "roles": [str], "ssh": {k: object for k in _SSH_KEYS}, "env": [str]}],
+        "ssh": _SSH_SCHEMA,
+        "hosts": [{"ips": [str], "roles": [str], "ssh": _SSH_SCHEMA, "env": [str]}],
         "env": [str],
         "cmd": [str],
         "registry": object,  # a host address, or {host, username, password}
@@ -141,7 +196,12 @@ def _check_node(node: yaml.Node, schema: Any, path: str, display: str) -> None:
     where = f"{display}:{node.start_mark.line + 1}"
     if schema is object:
         return
-    if isinstance(schema, dict):
+    if isinstance(schema, _TextOrMapping):
+        if isinstance(node, yaml.SequenceNode):
+            raise ClusterfileError(f"{where}: {path.rstrip('.')} must be user@address:port or a mapping")
+        schema = schema.fields if isinstance(node, yaml.MappingNode) else object
+        _check_node(node, schema, path, display)
+    elif isinstance(schema, dict):
         if not isinstance(node, yaml.MappingNode):
             raise ClusterfileError(f"{where}: {path or 'document'} must be a mapping")
         for key_node, value_node in node.value:
@@ -168,6 +228,22 @@ def _ssh_from(data: Any, where: str) -> dict[str, Any]:
                 continue
             out[attr] = parse_port(value, f"{where}: ssh.port")
     return out
+
+
+def _with_bastion(ssh: SSHConfig, data: Any, where: str) -> SSHConfig:
+    """``ssh`` with the bastion ``data`` names (``ssh.bastion``: text or a mapping), if any."""
+    value = data.get("bastion") if data else None
+    if value is None:
+        return ssh
+    if not isinstance(value, dict):
+        return replace(ssh, bastion=parse_bastion(str(value), where, ssh))
+    if not value.get("host"):
+        raise ClusterfileError(f"{where}.host is required")
+    defaults = replace(ssh, pk=str(value["pk"]) if value.get("pk") else ssh.pk)
+    bastion = parse_bastion(str(value["host"]), f"{where}.host", defaults)
+    user = str(value["user"]) if value.get("user") else bastion.user
+    port = parse_port(value["port"], f"{where}.port") if value.get("port") is not None else bastion.port
+    return replace(ssh, bastion=replace(bastion, user=user, port=port))
 
 
 def parse_port(value: Any, what: str) -> int:
@@ -197,6 +273,8 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
     if not image_text:
         raise ClusterfileError(f"{display}:{line}: spec.image is required")
     ssh = (defaults.ssh if defaults else SSHConfig()).merged(_ssh_from(spec.get("ssh"), f"{display}:{line}"))
+    bastion_line = _line_of(node, "spec", "ssh", "bastion") or line
+    ssh = _with_bastion(ssh, spec.get("ssh"), f"{display}:{bastion_line}: spec.ssh.bastion")
     hosts = _hosts(spec, ssh, display)
     if not hosts:
         raise ClusterfileError(f"{display}:{line}: spec.hosts lists no host")
@@ -255,6 +333,7 @@ def _hosts(spec: dict[str, Any], ssh: SSHConfig, display: str) -> list[Host]:
         if len(roles) != 1 or roles[0] not in ROLES:
             raise ClusterfileError(f"{display}: host group {group.get('ips')} needs one role: master or node")
         group_ssh = ssh.merged(_ssh_from(group.get("ssh"), display))
+        group_ssh = _with_bastion(group_ssh, group.get("ssh"), f"{display}: spec.hosts ssh.bastion")
         for ip in group.get("ips") or []:
             hosts.append(Host(parse_address(str(ip), display), roles[0], group_ssh))
     check_hosts(hosts)
@@ -313,16 +392,24 @@ def _kind(node: yaml.Node) -> str | None:
 
 def to_clusterfile(cluster: Cluster) -> str:
     """The Clusterfile a run used, saved with the cluster's state (never with a password)."""
-    by_role: dict[str, list[str]] = {}
+    # hosts behind a bastion other than the cluster's (an inventory's, per host) keep theirs
+    by_role: dict[tuple[str, Bastion | None], list[str]] = {}
     for host in cluster.hosts:
-        by_role.setdefault(host.role, []).append(host.address)
+        by_role.setdefault((host.role, host.ssh.bastion), []).append(host.address)
+    groups: list[dict[str, Any]] = []
+    for (role, bastion), ips in by_role.items():
+        groups.append({"ips": ips, "roles": [role]})
+        if bastion != cluster.ssh.bastion and bastion is not None:
+            groups[-1]["ssh"] = {"bastion": _bastion_spec(bastion)}
     spec: dict[str, Any] = {
         "image": str(cluster.image),
         "ssh": {"user": cluster.ssh.user, "port": str(cluster.ssh.port)},
-        "hosts": [{"ips": ips, "roles": [role]} for role, ips in by_role.items()],
+        "hosts": groups,
     }
     if cluster.ssh.pk:
         spec["ssh"]["pk"] = cluster.ssh.pk
+    if cluster.ssh.bastion:
+        spec["ssh"]["bastion"] = _bastion_spec(cluster.ssh.bastion)
     if cluster.env:
         spec["env"] = [f"{k}={v}" for k, v in cluster.env.items()]
     if cluster.cmd:
@@ -339,3 +426,10 @@ def to_clusterfile(cluster: Cluster) -> str:
         spec["registry"] = registry
     doc = {"apiVersion": API_VERSION, "kind": "Cluster", "metadata": {"name": cluster.name}, "spec": spec}
     return yaml.safe_dump_all([doc, *cluster.kubeadm_docs], sort_keys=False)
+
+
+def _bastion_spec(bastion: Bastion) -> str | dict[str, str]:
+    """A bastion as the Clusterfile writes it: ``user@address:port``, with its key if it has one."""
+    if bastion.pk is None:
+        return str(bastion)
+    return {"host": str(bastion), "pk": bastion.pk}

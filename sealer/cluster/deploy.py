@@ -21,7 +21,7 @@ import yaml
 
 from sealer._fs import atomic_write, file_lock
 from sealer.cluster.become import password_socket
-from sealer.cluster.clusterfile import Cluster, Host, check_hosts, parse_clusterfile, to_clusterfile
+from sealer.cluster.clusterfile import Cluster, Host, check_hosts, parse_bastion, parse_clusterfile, to_clusterfile
 from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, detect, on_every_host
 from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups
 from sealer.cluster.prepare import check_kubeadm_config, prepare
@@ -269,11 +269,14 @@ def save_state(cdir: Path, cluster: Cluster) -> None:
 def join_hosts(
     store: Store, name: str | None, masters: list[str], nodes: list[str], reporter: Reporter,
     strict_host_keys: bool = False, become_password: BecomePassword = no_become_password,
-    check: bool = False, diff: bool = False,
+    check: bool = False, diff: bool = False, bastion: str | None = None,
 ) -> RunResult:  # fmt: skip
-    """Add hosts to a cluster; a host of a new platform gets its rootfs and the registry serves it."""
+    """Add hosts to a cluster; a host of a new platform gets its rootfs and the registry serves it.
+    The new hosts log in as the first host does (behind its bastion too), or behind ``bastion``."""
     cluster = load_state(store, resolve_name(store, name))
     template = cluster.hosts[0].ssh
+    if bastion is not None:
+        template = dataclasses.replace(template, bastion=parse_bastion(bastion, "--bastion", template))
     new = [Host(a, "master", template) for a in masters] + [Host(a, "node", template) for a in nodes]
     if not new:
         raise SealerError("join needs hosts: -m or -n")

@@ -18,7 +18,7 @@ from pathlib import Path
 import paramiko
 
 from sealer._fs import atomic_write
-from sealer.cluster.clusterfile import Host
+from sealer.cluster.clusterfile import Bastion, Host
 from sealer.errors import HostError, HostsError, SealerError, SudoPasswordNeeded
 from sealer.oci.platform import Platform
 
@@ -65,22 +65,31 @@ class KnownHosts:
         self._lock = threading.Lock()
 
     def entry_name(self, host: Host) -> str:
-        return host.address if host.ssh.port == 22 else f"[{host.address}]:{host.ssh.port}"
+        return self._entry(host.address, host.ssh.port)
+
+    @staticmethod
+    def _entry(address: str, port: int) -> str:
+        return address if port == 22 else f"[{address}]:{port}"
 
     def check(self, host: Host, key: paramiko.PKey) -> None:
-        name = self.entry_name(host)
+        self.check_key(host.address, host.ssh.port, key, host.address)
+
+    def check_key(self, address: str, port: int, key: paramiko.PKey, who: str) -> None:
+        """``key`` is the one known for ``address``:``port`` (or the first seen); ``who`` names
+        the host in an error."""
+        name = self._entry(address, port)
         with self._lock:
             known = self.keys.lookup(name)
             if known is not None and key.get_name() in known:
                 if known[key.get_name()] != key:
                     raise HostError(
-                        host.address,
+                        who,
                         f"host key changed ({key.get_name()} {key.fingerprint}); if the host was reinstalled, "
                         f"remove its line from {self.path}",
                     )
                 return
             if known is not None or self.strict:
-                raise HostError(host.address, f"unknown host key {key.get_name()} {key.fingerprint} (strict host keys)")
+                raise HostError(who, f"unknown host key {key.get_name()} {key.fingerprint} (strict host keys)")
             self.keys.add(name, key.get_name(), key)
 
     def save(self) -> None:
@@ -93,13 +102,76 @@ class KnownHosts:
         atomic_write(self.path, "".join(lines).encode(), mode=0o600)
 
 
-def connect(host: Host, known: KnownHosts, timeout: float = CONNECT_TIMEOUT) -> paramiko.Transport:
-    """An authenticated client, after the host key passed ``known``."""
+class _JumpedTransport(paramiko.Transport):
+    """A host's transport carried by a channel of its bastion's: closing it closes both."""
+
+    def __init__(self, sock: paramiko.Channel, jump: paramiko.Transport) -> None:
+        super().__init__(sock)
+        self._jump = jump
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._jump.close()
+
+
+def bastion_name(bastion: Bastion) -> str:
+    return f"bastion {bastion}"
+
+
+def connect_bastion(bastion: Bastion, known: KnownHosts, timeout: float = CONNECT_TIMEOUT) -> paramiko.Transport:
+    """An authenticated transport to a bastion (by key only), its host key checked as a host's."""
+    who = bastion_name(bastion)
+    if not bastion.pk:
+        raise HostError(who, "no SSH key for the bastion (give --pk, or pk in spec.ssh.bastion)")
     try:
-        sock = socket.create_connection((host.address, host.ssh.port), timeout=timeout)
+        sock = socket.create_connection((bastion.address, bastion.port), timeout=timeout)
     except OSError as err:
-        raise HostError(host.address, f"unreachable on port {host.ssh.port}: {err.strerror or err}") from err
+        raise HostError(who, f"unreachable: {err.strerror or err}") from err
     transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=timeout)
+        known.check_key(bastion.address, bastion.port, transport.get_remote_server_key(), who)
+        try:
+            transport.auth_publickey(bastion.user, _load_key(bastion.pk, None, who))
+        except paramiko.AuthenticationException as err:
+            raise HostError(who, f"authentication failed for user {bastion.user}") from err
+    except HostError:
+        transport.close()
+        raise
+    except (paramiko.SSHException, OSError, EOFError) as err:
+        transport.close()
+        raise HostError(who, f"ssh failed: {err}") from err
+    return transport
+
+
+def _open_socket(
+    host: Host, known: KnownHosts, timeout: float
+) -> tuple[socket.socket | paramiko.Channel, paramiko.Transport | None]:
+    """A stream to the host's sshd: straight, or a ``direct-tcpip`` channel of its bastion's."""
+    if host.ssh.bastion is None:
+        try:
+            return socket.create_connection((host.address, host.ssh.port), timeout=timeout), None
+        except OSError as err:
+            raise HostError(host.address, f"unreachable on port {host.ssh.port}: {err.strerror or err}") from err
+    jump = connect_bastion(host.ssh.bastion, known, timeout)
+    try:
+        channel = jump.open_channel("direct-tcpip", (host.address, host.ssh.port), ("127.0.0.1", 0), timeout=timeout)
+    except (paramiko.SSHException, OSError, EOFError) as err:
+        jump.close()
+        said = getattr(err, "text", None) or str(err) or type(err).__name__
+        raise HostError(
+            host.address, f"unreachable on port {host.ssh.port} through {bastion_name(host.ssh.bastion)}: {said}"
+        ) from err
+    return channel, jump
+
+
+def connect(host: Host, known: KnownHosts, timeout: float = CONNECT_TIMEOUT) -> paramiko.Transport:
+    """An authenticated client, after the host key passed ``known``; through the host's
+    bastion when it has one."""
+    sock, jump = _open_socket(host, known, timeout)
+    transport = paramiko.Transport(sock) if jump is None else _JumpedTransport(sock, jump)  # type: ignore[arg-type]
     try:
         transport.start_client(timeout=timeout)
         known.check(host, transport.get_remote_server_key())
@@ -230,9 +302,24 @@ def on_every_host(hosts: list[Host], action: Callable[[Host], None]) -> None:
         raise HostsError(sorted(errors, key=lambda e: e.host))
 
 
+def check_bastions(hosts: list[Host], known: KnownHosts) -> None:
+    """Each bastion the hosts are behind answers and lets sealer in: a bastion that does not is
+    one error naming it, not one per host behind it."""
+    bastions = list(dict.fromkeys(h.ssh.bastion for h in hosts if h.ssh.bastion is not None))
+    errors: list[HostError] = []
+    for bastion in bastions:
+        try:
+            connect_bastion(bastion, known).close()
+        except HostError as err:
+            errors.append(err)
+    if errors:
+        raise HostsError(errors)
+
+
 def detect(hosts: list[Host], known: KnownHosts, become_password: str | None = None) -> dict[str, HostFacts]:
     """Every host's platform (and, for a login user other than root, its sudo), in parallel; any
-    failure raises HostsError naming each host."""
+    failure raises HostsError naming each host (or the bastion they are behind)."""
+    check_bastions(hosts, known)
     results: dict[str, HostFacts] = {}
 
     def one(host: Host) -> None:

@@ -5,11 +5,13 @@ A user can run sealer's playbooks, or their own, against it with plain ansible-p
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from sealer.cluster.bastion import proxy_command, take_proxy_jump
 from sealer.cluster.clusterfile import Cluster
 from sealer.cluster.hosts import HostFacts
 from sealer.oci.platform import Platform
@@ -47,7 +49,13 @@ def build_inventory(
     for host in cluster.hosts:
         fact = facts[host.address]
         own = dict(host.vars)
-        if "ansible_ssh_common_args" in own:  # the operator's (a ProxyJump, say) after sealer's own
+        if host.ssh.bastion is not None:
+            # Ansible and the roles' rsync (which uses these arguments) go through the bastion;
+            # an operator's ProxyJump gives way to it (ssh would take only one of them)
+            _, theirs = take_proxy_jump(str(own.get("ansible_ssh_common_args") or ""), host.address)
+            jump = proxy_command(host.ssh.bastion, cluster_dir / "known_hosts")
+            own["ansible_ssh_common_args"] = shlex.join(jump + theirs)
+        if "ansible_ssh_common_args" in own:  # the operator's after sealer's own
             own["ansible_ssh_common_args"] = f"{all_vars['ansible_ssh_common_args']} {own['ansible_ssh_common_args']}"
         hosts[host.address] = {
             **own,

@@ -10,11 +10,13 @@ roles through sealer's inventory.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
-from sealer.cluster.clusterfile import Host, SSHConfig, check_hosts, parse_address, parse_port
+from sealer.cluster.bastion import take_proxy_jump
+from sealer.cluster.clusterfile import Host, SSHConfig, check_hosts, parse_address, parse_bastion, parse_port
 from sealer.errors import ClusterfileError
 
 MASTER_GROUPS = ("master", "kube_control_plane")
@@ -123,6 +125,10 @@ def _host(name: str, role: str, hv: dict[str, Any], defaults: SSHConfig, display
         password=password if password is not None else defaults.password,
         pk=os.path.abspath(os.path.expanduser(str(key))) if key else defaults.pk,
     )
+    # a ProxyJump in the host's ssh arguments is its bastion: sealer's own connections take it too
+    jump, _ = take_proxy_jump(str(hv.get("ansible_ssh_common_args") or ""), f"{where}: ansible_ssh_common_args")
+    if jump is not None:
+        ssh = dataclasses.replace(ssh, bastion=parse_bastion(jump, f"{where}: ansible_ssh_common_args", ssh))
     own = {
         k: v
         for k, v in hv.items()

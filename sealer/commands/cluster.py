@@ -11,14 +11,18 @@ from sealer.errors import UsageError
 from sealer.store.layout import Store
 
 
-def join(masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, output: str,
-         check: bool = False, diff: bool = False) -> None:  # fmt: skip
+def join(
+    masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, output: str,
+    check: bool = False, diff: bool = False, bastion: str | None = None,
+) -> None:  # fmt: skip
     if diff and not check:
         raise UsageError("--diff goes with --check")
     m = parse_address_list(masters, "-m") if masters else []
     n = parse_address_list(nodes, "-n") if nodes else []
-    result = join_hosts(Store.open(), name, m, n, reporter_for(output), strict_host_keys, become_password_source(),
-                        check=check, diff=diff)  # fmt: skip
+    result = join_hosts(
+        Store.open(), name, m, n, reporter_for(output), strict_host_keys, become_password_source(),
+        check=check, diff=diff, bastion=bastion,
+    )  # fmt: skip
     if check:
         print_check(result, output, diff)
         return

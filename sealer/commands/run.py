@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
-from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_clusterfile
+from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_bastion, parse_clusterfile
 from sealer.cluster.deploy import run_cluster
 from sealer.cluster.inventory_file import read_inventory
 from sealer.commands._check import print_check
@@ -16,6 +17,31 @@ from sealer.store.layout import Store
 
 
 def load_cluster(
+    image: str | None,
+    masters: str | None,
+    nodes: str | None,
+    clusterfile: str | None,
+    inventory: str | None,
+    user: str,
+    password: str | None,
+    pk: str | None,
+    port: int,
+    name: str | None,
+    bastion: str | None = None,
+) -> Cluster:
+    cluster = _load_cluster(image, masters, nodes, clusterfile, inventory, user, password, pk, port, name)
+    if bastion is not None:  # every host behind it, whatever the Clusterfile or inventory said
+        cluster.ssh = with_bastion(cluster.ssh, bastion)
+        cluster.hosts = [dataclasses.replace(h, ssh=with_bastion(h.ssh, bastion)) for h in cluster.hosts]
+    return cluster
+
+
+def with_bastion(ssh: SSHConfig, bastion: str) -> SSHConfig:
+    """``ssh`` through ``--bastion``, which logs in as ``ssh``'s user with its key unless it says a user."""
+    return dataclasses.replace(ssh, bastion=parse_bastion(bastion, "--bastion", ssh))
+
+
+def _load_cluster(
     image: str | None,
     masters: str | None,
     nodes: str | None,

@@ -5,8 +5,8 @@ from sealer.oci.platform import Platform
 from sealer.sandbox import lifecycle as sandbox
 
 
-def up(name: str, hosts: str, user: str = "", sudo_password: bool = False) -> None:
-    box = sandbox.up(name, [Platform.parse(h) for h in hosts.split(",")], info, user, sudo_password)
+def up(name: str, hosts: str, user: str = "", sudo_password: bool = False, bastion: int = 0) -> None:
+    box = sandbox.up(name, [Platform.parse(h) for h in hosts.split(",")], info, user, sudo_password, bastion)
     login = f"user {box.user} (root login refused)" if box.user else "user root"
     info(f"sandbox {box.name} is up: {len(box.hosts)} hosts, {login}, key {box.key}")
     ls("text", only=name)
@@ -35,6 +35,12 @@ def ls(output: str, only: str | None = None) -> None:
             "user": b.user or "root",
             "netns": h.netns,
             "link": h.veth,
+            # behind the bastion: this machine reaches the host only through it
+            "internal": h.internal,
+            "bastion": h.bastion,
+            "innerAddress": h.inner_address,
+            "innerLink": h.inner_veth,
+            "internalBridge": b.internal_bridge,
         }
         for b in boxes
         for h in b.hosts
@@ -42,4 +48,23 @@ def ls(output: str, only: str | None = None) -> None:
     if output == "json":
         print_json(rows)
         return
-    table(["SANDBOX", "HOST", "ADDRESS", "PLATFORM", "KEY", "PASSWORD FILE"], [list(r.values())[:6] for r in rows])
+    table(
+        ["SANDBOX", "HOST", "ADDRESS", "PLATFORM", "KEY", "PASSWORD FILE"],
+        [
+            [
+                str(r["sandbox"]),
+                str(r["name"]),
+                _address_text(r),
+                str(r["platform"]),
+                str(r["key"]),
+                str(r["passwordFile"]),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _address_text(row: dict[str, object]) -> str:
+    if row["bastion"]:
+        return f"{row['address']} (bastion; {row['innerAddress']} inside)"
+    return f"{row['address']} (internal)" if row["internal"] else str(row["address"])

@@ -36,6 +36,8 @@ from sealer.oci.platform import Platform
 from sealer.store.mount import unmount_all
 
 SUBNET_PREFIX = "10.213"
+# hosts behind a bastion: a second bridge per sandbox, with no address on this machine
+INTERNAL_PREFIX = "10.214"
 FIRST_HOST = 11
 # systemd boots the host; sshd, dbus and sudo make it a machine an operator would recognise
 USERLAND_PACKAGES = "python3,rsync,openssh-sftp-server,openssh-server,systemd,systemd-sysv,dbus,sudo,iproute2"
@@ -65,6 +67,10 @@ class SandboxHost:
     platform: str
     netns: str
     veth: str
+    internal: bool = False  # on the internal bridge only: reached through the bastion
+    bastion: bool = False  # a leg on each bridge, IP forwarding off
+    inner_address: str = ""  # the bastion's address on the internal bridge
+    inner_veth: str = ""  # the bastion's veth on the internal bridge
 
     @property
     def arch(self) -> str:
@@ -81,6 +87,7 @@ class Sandbox:
     hosts: list[SandboxHost]
     user: str = ""  # a login user with sudo; root cannot log in over SSH when set
     sudo_password: bool = False  # the user's sudo asks for the sandbox's password
+    internal_bridge: str = ""  # the bridge of the hosts behind the bastion (none: no bastion)
 
     @property
     def password_file(self) -> str:
@@ -102,6 +109,7 @@ class Sandbox:
             hosts,
             str(data.get("user") or ""),
             bool(data.get("sudo_password")),
+            str(data.get("internal_bridge") or ""),
         )
 
 
@@ -241,7 +249,11 @@ def list_sandboxes() -> list[Sandbox]:
     return [load(p.name) for p in sorted(base.iterdir()) if (p / "sandbox.json").exists()]
 
 
-def up(name: str, platforms: list[Platform], log: Log, user: str = "", sudo_password: bool = False) -> Sandbox:
+def up(
+    name: str, platforms: list[Platform], log: Log, user: str = "", sudo_password: bool = False, bastion: int = 0
+) -> Sandbox:
+    """Boot a sandbox. ``bastion``: the number (from 1) of a host that is the only way to the
+    others: they sit on an internal bridge this machine has no address on."""
     check_name(name, "sandbox")
     _require_root()
     if not _NAME.match(name):
@@ -252,6 +264,10 @@ def up(name: str, platforms: list[Platform], log: Log, user: str = "", sudo_pass
         raise SandboxError("--sudo-password needs --user")
     if not platforms:
         raise SandboxError("a sandbox needs at least one host")
+    if bastion and not (0 < bastion <= len(platforms) and len(platforms) > 1):
+        raise SandboxError(
+            f"--bastion {bastion}: the number of one of the {len(platforms)} hosts, with others behind it"
+        )
     if not shutil.which("systemd-nspawn"):
         raise SandboxError("systemd-nspawn is not installed: run scripts/install-system-deps.sh")
     archs = [p.architecture for p in platforms]
@@ -264,7 +280,14 @@ def up(name: str, platforms: list[Platform], log: Log, user: str = "", sudo_pass
             raise SandboxError(f"sandbox {name} exists already: 'sealer sandbox down {name}' first")
         used = {s.index for s in list_sandboxes()}
         # a bridge of that number may belong to a sandbox under another SEALER_SANDBOX_ROOT
-        index = next((i for i in range(1, 255) if i not in used and not Path(f"/sys/class/net/slbr{i}").exists()), None)
+        index = next(
+            (
+                i
+                for i in range(1, 255)
+                if i not in used and not any(Path(f"/sys/class/net/{b}{i}").exists() for b in ("slbr", "slib"))
+            ),
+            None,
+        )
         if index is None:
             raise SandboxError("every sandbox address range is in use")
         box = Sandbox(
@@ -276,15 +299,20 @@ def up(name: str, platforms: list[Platform], log: Log, user: str = "", sudo_pass
             hosts=[
                 SandboxHost(
                     name=f"{name}-{i + 1}",
-                    address=f"{SUBNET_PREFIX}.{index}.{FIRST_HOST + i}",
+                    address=f"{INTERNAL_PREFIX if 0 < bastion != i + 1 else SUBNET_PREFIX}.{index}.{FIRST_HOST + i}",
                     platform=str(Platform("linux", arch, "v8" if arch == "arm64" else "")),
                     netns=f"sealer-{name}-{i + 1}",
                     veth=f"slv{index}x{i + 1}",
+                    internal=bool(bastion) and i + 1 != bastion,
+                    bastion=i + 1 == bastion,
+                    inner_address=f"{INTERNAL_PREFIX}.{index}.{FIRST_HOST + i}" if i + 1 == bastion else "",
+                    inner_veth=f"slv{index}y{i + 1}" if i + 1 == bastion else "",
                 )
                 for i, arch in enumerate(archs)
             ],
             user=user,
             sudo_password=sudo_password,
+            internal_bridge=f"slib{index}" if bastion else "",
         )
         box_dir = root / "sandboxes" / name
         box_dir.mkdir(parents=True, exist_ok=True)
@@ -307,6 +335,9 @@ def _make(box: Sandbox, log: Log) -> None:
     _run("ip", "link", "add", box.bridge, "type", "bridge")
     _run("ip", "addr", "add", f"{box.gateway}/24", "dev", box.bridge)
     _run("ip", "link", "set", box.bridge, "up")
+    if box.internal_bridge:  # no address here: this machine cannot reach the hosts on it
+        _run("ip", "link", "add", box.internal_bridge, "type", "bridge")
+        _run("ip", "link", "set", box.internal_bridge, "up")
     for host in box.hosts:
         _make_host(box, host, hashed)
     for host in box.hosts:
@@ -394,15 +425,14 @@ def _start_host(box: Sandbox, host: SandboxHost) -> None:
     host's systemd inside it. nspawn outlives this process; its console goes to a log file."""
     hdir = _host_dir(box.name, host.name)
     _run("ip", "netns", "add", host.netns)
-    # a MAC of its own derived from its address: after a reboot, neighbours still know the host
-    mac = "02:5e:" + ":".join(f"{int(octet):02x}" for octet in host.address.split("."))
-    _run("ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "address", mac, "netns", host.netns)
-    _run("ip", "link", "set", host.veth, "master", box.bridge)
-    _run("ip", "link", "set", host.veth, "up")
-    _run("ip", "-n", host.netns, "addr", "add", f"{host.address}/24", "dev", "eth0")
-    _run("ip", "-n", host.netns, "link", "set", "eth0", "up")
+    _leg(host, host.veth, "eth0", box.internal_bridge if host.internal else box.bridge, host.address)
     _run("ip", "-n", host.netns, "link", "set", "lo", "up")
-    _run("ip", "-n", host.netns, "route", "add", "default", "via", box.gateway)
+    if not host.internal:  # the hosts behind the bastion have no way out: only the bastion reaches them
+        _run("ip", "-n", host.netns, "route", "add", "default", "via", box.gateway)
+    if host.bastion:
+        _leg(host, host.inner_veth, "eth1", box.internal_bridge, host.inner_address)
+        # it carries SSH connections inward (its sshd's forwarding), never packets
+        _run("ip", "netns", "exec", host.netns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
     # nspawn itself runs in this machine's namespaces (inside 'ip netns exec' it would see a
     # /sys without cgroups) and puts the host into its network namespace
     args = [
@@ -421,16 +451,38 @@ def _start_host(box: Sandbox, host: SandboxHost) -> None:
     (hdir / "nspawn.pid").write_text(f"{nspawn.pid}\n")
 
 
+def _leg(host: SandboxHost, veth: str, inside: str, bridge: str, address: str) -> None:
+    """A veth from ``bridge`` into the host's namespace (named ``inside`` there) with ``address``."""
+    # a MAC of its own derived from its address: after a reboot, neighbours still know the host
+    mac = "02:5e:" + ":".join(f"{int(octet):02x}" for octet in address.split("."))
+    _run("ip", "link", "add", veth, "type", "veth", "peer", "name", inside, "address", mac, "netns", host.netns)
+    _run("ip", "link", "set", veth, "master", bridge)
+    _run("ip", "link", "set", veth, "up")
+    _run("ip", "-n", host.netns, "addr", "add", f"{address}/24", "dev", inside)
+    _run("ip", "-n", host.netns, "link", "set", inside, "up")
+
+
+def _sshd_banner(host: SandboxHost) -> bool:
+    """sshd answers with its banner; asked from inside the host's own namespace when this
+    machine cannot reach it (a host behind the bastion)."""
+    if host.internal:
+        probe = f"exec 3<>/dev/tcp/{host.address}/22 && head -c 4 <&3"
+        proc = _run("ip", "netns", "exec", host.netns, "timeout", "5", "bash", "-c", probe, check=False)
+        return proc.stdout.startswith("SSH-")
+    with contextlib.suppress(OSError), socket.create_connection((host.address, 22), timeout=2) as sock:
+        sock.settimeout(5)
+        return sock.recv(4).startswith(b"SSH-")
+    return False
+
+
 def _wait_for_sshd(box: Sandbox, host: SandboxHost, timeout: float = BOOT_TIMEOUT) -> None:
     """Booted, as far as a user can tell: sshd answers with its banner."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _host_pids(host, _host_dir(box.name, host.name)):
             raise SandboxError(f"{host.name}: systemd-nspawn stopped while booting: {_console_tail(box, host)}")
-        with contextlib.suppress(OSError), socket.create_connection((host.address, 22), timeout=2) as sock:
-            sock.settimeout(5)
-            if sock.recv(4).startswith(b"SSH-"):
-                return
+        if _sshd_banner(host):
+            return
         time.sleep(0.5)
     tail = _console_tail(box, host)
     raise SandboxError(f"{host.name}: sshd did not answer within {timeout:.0f} s of booting: {tail}")
@@ -479,6 +531,8 @@ def _stop_host(box: Sandbox, host: SandboxHost) -> None:
         root = os.stat(hdir / "root")
         Path(f"/run/systemd/nspawn/locks/inode-{root.st_dev}:{root.st_ino}").unlink(missing_ok=True)
     _run("ip", "link", "del", host.veth, check=False)
+    if host.inner_veth:
+        _run("ip", "link", "del", host.inner_veth, check=False)
     _run("ip", "netns", "del", host.netns, check=False)
 
 
@@ -511,5 +565,7 @@ def _teardown(box: Sandbox) -> None:
     for host in box.hosts:
         _stop_host(box, host)
     _run("ip", "link", "del", box.bridge, check=False)
+    if box.internal_bridge:
+        _run("ip", "link", "del", box.internal_bridge, check=False)
     unmount_all(box_dir)
     shutil.rmtree(box_dir, ignore_errors=True)
