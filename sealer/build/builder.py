@@ -35,7 +35,6 @@ from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.progress import Reporter, SilentReporter
 from sealer.rootfs_cache.layer_scan import ScanCache
-from sealer.rootfs_cache.registry_tree import RegistryTree
 from sealer.rootfs_cache.scan import collect, served_path_clashes
 from sealer.store.image import (
     ImageConfig,
@@ -361,6 +360,7 @@ class Builder:
         """The ``BASE``/``rootfs cache`` layer: this platform's images in a registry tree (none
         when not one of them resolved for this platform: the build fails, or warns, for them)."""
         from sealer.rootfs_cache.fetch import ImageCache  # the HTTP client is loaded only when images are fetched
+        from sealer.rootfs_cache.registry_tree import RegistryTree
 
         if self._image_cache is None:
             self._image_cache = ImageCache(self.store, opts.registry_config or RegistryConfig(), self.reporter)
