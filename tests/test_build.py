@@ -9,11 +9,15 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.helpers import Sealer, build_examples, copy_tree, sh
+
+# how long after its last change a file is trusted by its stat data (sealer.build.context)
+RACY_SECONDS = 1.1
 
 NAME = "kubernetes-multi-arch:v1.19.8"
 
@@ -139,6 +143,66 @@ def test_unchanged_rebuild_writes_no_layer_and_keeps_ids(sealer: Sealer, prepare
     )  # fmt: skip
     assert out["layersWritten"] == 0 and out["layersCached"] == 8 and out["blobsFetched"] == 0
     assert sealer.images() == before
+
+
+def _copy_context(root: Path) -> Path:
+    (root / "data" / "etc").mkdir(parents=True)
+    for i in range(20):
+        (root / "data" / "etc" / f"f{i}.conf").write_bytes(b"x" * (100 + i))
+    (root / "Kubefile").write_text("FROM scratch\nCOPY data .\n")
+    return root
+
+
+def _build_copy(sealer: Sealer, ctx: Path) -> dict[str, Any]:
+    args = ["build", "--platform", "linux/amd64", "-t", "stat:1", str(ctx), "--output", "json"]
+    out: dict[str, Any] = sealer.json(*args)
+    return out
+
+
+def test_rebuild_notices_a_same_size_change_with_its_mtime_put_back(sealer: Sealer, tmp_path: Path) -> None:
+    """An unchanged rebuild trusts each file's stat data (git's index does the same): mode,
+    size, mtime, ctime, inode and device. Content rewritten at the same size with its mtime
+    put back (as ``touch -r``, ``cp -p`` or a checkout may) still moves ctime, which no user can
+    set: the layer is read again and holds the new bytes."""
+    ctx = _copy_context(tmp_path / "ctx")
+    time.sleep(RACY_SECONDS)
+    first = _build_copy(sealer, ctx)
+    assert (first["layersWritten"], _build_copy(sealer, ctx)["layersWritten"]) == (1, 0)
+    target = ctx / "data" / "etc" / "f3.conf"
+    before = target.stat()
+    target.write_bytes(b"y" * before.st_size)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (target.stat().st_size, target.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    again = _build_copy(sealer, ctx)
+    assert again["layersWritten"] == 1
+    assert again["manifests"][0]["id"] != first["manifests"][0]["id"]
+    layer = layers_by_value(sealer, "stat:1", "linux/amd64")["data ."]
+    blob = sealer.root / "blobs" / "sha256" / layer.split(":")[1]
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(["tar", "-xf", str(blob), "-C", str(out)], check=True)
+    assert (out / "data" / "etc" / "f3.conf").read_bytes() == b"y" * before.st_size
+
+
+def test_a_file_changed_just_before_a_build_is_read_again_next_time(sealer: Sealer, tmp_path: Path) -> None:
+    """Racily clean, as git calls it: a file changed within the file system's clock step of
+    the build's walk could change again with the same stat data after the build read it. Such
+    a layer is written but not remembered, so the next build reads it again; once the file's
+    times are a second older than the walk, the rebuild trusts them. A file dated in the future
+    (a skewed clock, ``touch -d``) is not older either: it stands for one just changed, which a
+    test cannot otherwise catch on a loaded machine."""
+    ctx = _copy_context(tmp_path / "ctx")
+    changed = ctx / "data" / "etc" / "f0.conf"
+    os.utime(changed, (time.time() + 3600, time.time() + 3600))
+    time.sleep(RACY_SECONDS)  # ctime is past the window; the mtime is not
+    first = _build_copy(sealer, ctx)
+    second = _build_copy(sealer, ctx)
+    assert (first["layersWritten"], second["layersWritten"]) == (1, 1)
+    assert second["manifests"][0]["id"] == first["manifests"][0]["id"]
+    os.utime(changed, (time.time() - 60, time.time() - 60))
+    time.sleep(RACY_SECONDS)
+    assert _build_copy(sealer, ctx)["layersWritten"] == 1
+    assert _build_copy(sealer, ctx)["layersWritten"] == 0
 
 
 def test_rmi_platform_removes_only_that_platform(sealer: Sealer, prepared_examples: Path) -> None:

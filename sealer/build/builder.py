@@ -7,14 +7,14 @@ import json
 import os
 import shutil
 import stat
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sealer._fs import atomic_write
-from sealer.build.confine import PIDS_MAX, hidden_paths, run_confined
-from sealer.build.context import copy_entries, normalize_dest
+from sealer.build.context import copy_entries, normalize_dest, settled
 from sealer.build.kubefile import (
     ArgInstr,
     CmdInstr,
@@ -35,7 +35,6 @@ from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.progress import Reporter, SilentReporter
 from sealer.rootfs_cache.layer_scan import ScanCache
-from sealer.rootfs_cache.registry_tree import RegistryTree
 from sealer.rootfs_cache.scan import collect, served_path_clashes
 from sealer.store.image import (
     ImageConfig,
@@ -106,8 +105,9 @@ class Builder:
         self.store = store
         self.reporter = reporter or SilentReporter()
         self.cache = BuildCache(store)
-        # The same sources (no ${ARCH} in them) are walked once for every platform.
-        self._walked: dict[tuple[str, ...], tuple[list[Entry], str]] = {}
+        # The same sources (no ${ARCH} in them) are walked once for every platform: their
+        # entries, stat fingerprint and whether that fingerprint may be trusted (settled).
+        self._walked: dict[tuple[str, ...], tuple[list[Entry], str, bool]] = {}
         # The layers this platform's build added, bottom first: their files may name container images.
         self._added: list[str] = []
         self.scans = ScanCache(store)
@@ -238,7 +238,7 @@ class Builder:
         result: BuildResult,
     ) -> Layer:
         walk_key = self._walk_copy(opts, instr, platform, variables, where)
-        entries, stat_print = self._walked[walk_key]
+        entries, stat_print, settled = self._walked[walk_key]
         # A COPY layer's bytes do not depend on the layers below it, so platforms share it.
         key = _key("COPY", *walk_key, stat_print)
         cached = None if opts.no_cache else self.cache.get(key)
@@ -250,7 +250,8 @@ class Builder:
         total = sum(e.size for e in entries)
         with self.reporter.task(f"{platform} COPY {instr.value}", total) as advance:
             digest, size = write_layer(self.store, entries, advance)
-        self.cache.put(key, digest, size)
+        if settled:
+            self.cache.put(key, digest, size)
         self._scan_layer(digest, entries)
         result.layers_written += 1
         return Layer(digest, size, "COPY", instr.value)
@@ -267,8 +268,9 @@ class Builder:
         dest = normalize_dest(expand(instr.dest, variables, *where), where)
         walk_key = (os.path.realpath(opts.context), dest, *sources)
         if walk_key not in self._walked:
+            start = time.time_ns()
             entries = finalize(copy_entries(opts.context, sources, dest, str(platform), where))
-            self._walked[walk_key] = (entries, fingerprint(entries))
+            self._walked[walk_key] = (entries, fingerprint(entries), settled(entries, start))
         return walk_key
 
     def _check_inputs(self, kubefile: Kubefile, opts: BuildOptions, args: Mapping[str, str | None]) -> None:
@@ -302,6 +304,8 @@ class Builder:
                 return None
             self._scan_layer(cached[0])
             return Layer(cached[0], cached[1], "RUN", instr.command)
+
+        from sealer.build.confine import PIDS_MAX, hidden_paths, run_confined  # only a RUN loads it
 
         work = self.store.tmp_path(".rootfs")
         log = self.store.tmp_path(".log")
@@ -356,6 +360,7 @@ class Builder:
         """The ``BASE``/``rootfs cache`` layer: this platform's images in a registry tree (none
         when not one of them resolved for this platform: the build fails, or warns, for them)."""
         from sealer.rootfs_cache.fetch import ImageCache  # the HTTP client is loaded only when images are fetched
+        from sealer.rootfs_cache.registry_tree import RegistryTree
 
         if self._image_cache is None:
             self._image_cache = ImageCache(self.store, opts.registry_config or RegistryConfig(), self.reporter)

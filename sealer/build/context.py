@@ -30,8 +30,24 @@ def _join(*parts: str) -> str:
     return "/".join(p for p in parts if p)
 
 
+# How long ago a file must have changed for its stat data to be trusted: file system clocks
+# step coarsely (ext4 by the kernel's tick, older ones by the second), so a second covers them.
+RACY_NS = 1_000_000_000
+
+
 def _stamp(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def settled(entries: list[Entry], walk_start_ns: int) -> bool:
+    """Whether every entry last changed at least RACY_NS before the walk began. An unchanged
+    rebuild trusts stat data (:func:`_stamp`), as git's index does: a file whose content
+    changes moves its ctime, which no user can set back. Only a file changed within one step
+    of the file system's clock of the walk could change again, after the build read it, with
+    the very same stat data; git calls such entries racily clean and so does this: their
+    layer is written but not remembered, and the next build reads it again."""
+    limit = walk_start_ns - RACY_NS
+    return all(max(e.stamp[2], e.stamp[3]) < limit for e in entries if e.stamp)
 
 
 def _within(root: str, path: str) -> bool:
@@ -75,28 +91,30 @@ def _source_entries(root: str, rel: str, dest_dir: str, where: tuple[str, int]) 
 
 
 def _walk(root: str, top: str, base: str, where: tuple[str, int]) -> list[Entry]:
+    # scandir: one lstat per entry (the stat data the build cache needs) and no path joins in Python
     out: list[Entry] = []
     if base:
-        out.append(Entry(base, "dir", stat.S_IMODE(os.stat(top).st_mode), stamp=_stamp(os.stat(top))))
-    for dirpath, dirnames, filenames in os.walk(top):
-        rel_dir = os.path.relpath(dirpath, top)
-        arc_dir = base if rel_dir == "." else _join(base, rel_dir.replace(os.sep, "/"))
-        for name in sorted(dirnames + filenames):
-            full = os.path.join(dirpath, name)
-            arc = _join(arc_dir, name)
-            st = os.lstat(full)
-            if stat.S_ISLNK(st.st_mode):
-                target = os.readlink(full)
-                _check_link(root, full, arc, target, where)
-                out.append(Entry(arc, "symlink", 0o777, linkname=target, stamp=_stamp(st)))
-            elif stat.S_ISDIR(st.st_mode):
-                out.append(Entry(arc, "dir", stat.S_IMODE(st.st_mode), stamp=_stamp(st)))
-            elif stat.S_ISREG(st.st_mode):
-                out.append(Entry(arc, "file", stat.S_IMODE(st.st_mode), full, st.st_size, stamp=_stamp(st)))
-            else:
-                raise KubefileError(*where, f"{os.path.relpath(full, root)} is a device, socket or fifo")
-        # symlinked directories are copied as links, never followed
-        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        st = os.stat(top)
+        out.append(Entry(base, "dir", stat.S_IMODE(st.st_mode), stamp=_stamp(st)))
+    stack = [(top, base)]
+    while stack:
+        dirpath, arc_dir = stack.pop()
+        with os.scandir(dirpath) as listing:
+            for item in listing:
+                arc = f"{arc_dir}/{item.name}" if arc_dir else item.name
+                st = item.stat(follow_symlinks=False)
+                mode = st.st_mode
+                if stat.S_ISREG(mode):
+                    out.append(Entry(arc, "file", stat.S_IMODE(mode), item.path, st.st_size, stamp=_stamp(st)))
+                elif stat.S_ISDIR(mode):
+                    out.append(Entry(arc, "dir", stat.S_IMODE(mode), stamp=_stamp(st)))
+                    stack.append((item.path, arc))  # symlinked directories are copied as links, never followed
+                elif stat.S_ISLNK(mode):
+                    target = os.readlink(item.path)
+                    _check_link(root, item.path, arc, target, where)
+                    out.append(Entry(arc, "symlink", 0o777, linkname=target, stamp=_stamp(st)))
+                else:
+                    raise KubefileError(*where, f"{os.path.relpath(item.path, root)} is a device, socket or fifo")
     return out
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
 import sys
@@ -143,6 +142,8 @@ def become_password_source() -> Callable[[], str | None]:
         if not sys.stdin.isatty():
             return None
         if not asked:
+            import getpass  # only a prompt loads it (and the terminal modules it needs)
+
             asked.append(getpass.getpass("sudo password on the hosts: "))
         return asked[0]
 

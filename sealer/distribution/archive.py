@@ -51,7 +51,10 @@ _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
 _DIRS = {"blobs", "blobs/sha256", "."}
 MAX_INDEX_DEPTH = 4
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")
-_RANGE_STEP = 64 << 20
+_COPY_CHUNK = 256 << 10  # fits the CPU's cache: hashed there between its read and its write
+_REPORT_STEP = 16 << 20
+_STAGING_JOBS = 2
+_FLUSH_EARLY = 1 << 20  # smaller blobs are left to the fsync before their rename
 
 
 # ---- save ------------------------------------------------------------------------------
@@ -227,6 +230,14 @@ class _Reading:
     staged: dict[str, int] = field(default_factory=dict)
     present: dict[str, int] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
+    pool: ThreadPoolExecutor | None = None
+    pending: dict[str, Future[int]] = field(default_factory=dict)
+
+    def finish(self) -> None:
+        """Wait for the blobs still being staged (the first failure is raised)."""
+        for digest, job in self.pending.items():
+            self.staged[digest] = job.result()
+        self.pending.clear()
 
     def take(self, tar: tarfile.TarFile, member: tarfile.TarInfo, advance: Callable[[int], None]) -> None:
         clean = self._checked_name(member)
@@ -278,8 +289,11 @@ class _Reading:
             # the store's copy is verified already; reading the archive's would change nothing
             self.present[digest] = member.size
             advance(member.size)
-        elif self.fd is not None:
-            self.staged[digest] = _stage_range(self.fd, member.offset_data, member.size, path, digest, advance)
+        elif self.fd is not None and self.pool is not None:
+            # blobs are staged two at a time: a blob's copy, hash and flush each wait on
+            # something else (the kernel's copy, the CPU, the disk), so two keep both cores busy
+            fd, offset, size = self.fd, member.offset_data, member.size
+            self.pending[digest] = self.pool.submit(_stage_range, fd, offset, size, path, digest, advance)
         else:
             src = tar.extractfile(member)
             assert src is not None
@@ -289,10 +303,16 @@ class _Reading:
 def _load(store: Store, stream: IO[bytes], source: str, staging: Path, reporter: Reporter) -> LoadResult:
     try:
         tar, fd = _open_tar(stream)
-        reading = _Reading(store, source, staging, fd)
-        with tar, reporter.task(f"loading {source}") as advance:
-            for member in tar:
-                reading.take(tar, member, advance)
+        pool = ThreadPoolExecutor(_STAGING_JOBS) if fd is not None else None
+        reading = _Reading(store, source, staging, fd, pool=pool)
+        try:
+            with tar, reporter.task(f"loading {source}") as advance:
+                for member in tar:
+                    reading.take(tar, member, advance)
+                reading.finish()
+        finally:
+            if pool is not None:  # nothing is left writing into staging when it is removed
+                pool.shutdown(wait=True, cancel_futures=True)
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise  # the store's disk, not the archive: said as such by the command line
@@ -334,46 +354,41 @@ def _stage_stream(src: IO[bytes], path: Path, digest: str, size: int, advance: C
 
 
 def _stage_range(fd: int, offset: int, size: int, path: Path, digest: str, advance: Callable[[int], None]) -> int:
-    """Copy ``size`` bytes at ``offset`` of the archive into ``path`` in the kernel, hashing each
-    step as read back from the staged file (what gets verified is what will be stored) while
-    the kernel copies the next one."""
+    """Copy ``size`` bytes at ``offset`` of the archive into ``path`` through one small buffer,
+    hashing each piece while it is in the CPU's cache, between its read and its write: what is
+    hashed is exactly what is written, and no byte is read from memory a second time (reading
+    the staged file back to hash it cost as much again as the copy). The staged file is then
+    flushed to disk here, beside the other blobs' copies, so the fsync before its rename into
+    the store finds nothing left to write."""
     hasher = hashlib.sha256()
-    got = 0
-    with open(path, "w+b") as out, ThreadPoolExecutor(1) as hashing:
-        pending: Future[None] | None = None
+    view = memoryview(bytearray(_COPY_CHUNK))
+    got = unreported = 0
+    out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
         while got < size:
-            n = _kernel_copy(fd, out.fileno(), offset + got, got, min(size - got, _RANGE_STEP))
+            n = os.preadv(fd, [view[: min(_COPY_CHUNK, size - got)]], offset + got)
             if n == 0:
                 raise EOFError(f"blob {digest} ends after {got} of its {size} bytes")
-            if pending is not None:
-                pending.result()
-            pending = hashing.submit(_hash_back, hasher, out.fileno(), got, n)
+            hasher.update(view[:n])
+            _write_all(out, view[:n])
             checkpoint()
             got += n
-            advance(n)
-        if pending is not None:
-            pending.result()
-    return _check_staged(digest, got, size, hasher)
+            unreported += n
+            if unreported >= _REPORT_STEP:
+                advance(unreported)
+                unreported = 0
+        advance(unreported)
+        checked = _check_staged(digest, got, size, hasher)
+        if size >= _FLUSH_EARLY:
+            os.fsync(out)
+    finally:
+        os.close(out)
+    return checked
 
 
-def _kernel_copy(src: int, dst: int, src_offset: int, dst_offset: int, count: int) -> int:
-    try:
-        return os.copy_file_range(src, dst, count, src_offset, dst_offset)
-    except OSError as err:
-        if err.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise
-    os.lseek(dst, dst_offset, os.SEEK_SET)
-    return os.sendfile(dst, src, src_offset, count)
-
-
-def _hash_back(hasher: Any, fd: int, offset: int, count: int) -> None:
-    while count > 0:
-        data = os.pread(fd, min(count, CHUNK * 8), offset)
-        if not data:
-            raise OSError(errno.EIO, "staged blob is shorter than what was copied")
-        hasher.update(data)
-        offset += len(data)
-        count -= len(data)
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 @dataclass

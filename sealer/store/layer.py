@@ -48,30 +48,24 @@ class Entry:
     stamp: tuple[int, ...] = ()
 
 
-def parent_dirs(path: str) -> list[str]:
-    parts = path.split("/")[:-1]
-    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
 def finalize(entries: Iterable[Entry]) -> list[Entry]:
     """Deduplicate (last wins), add missing parent directories, and sort by path."""
     by_path: dict[str, Entry] = {}
     for e in entries:
         by_path[e.path] = e
     for path in list(by_path):
-        for parent in parent_dirs(path):
-            if parent not in by_path:
-                by_path[parent] = Entry(parent, "dir", 0o755)
+        # up to the first parent present: that one's own parents are added in its turn
+        parent = path.rpartition("/")[0]
+        while parent and parent not in by_path:
+            by_path[parent] = Entry(parent, "dir", 0o755)
+            parent = parent.rpartition("/")[0]
     return [by_path[p] for p in sorted(by_path, key=lambda p: p.encode("utf-8", "surrogateescape"))]
 
 
 def fingerprint(entries: list[Entry]) -> str:
     """A cheap digest of the entries' stat data: it changes whenever any content may have."""
-    h = hashlib.sha256()
-    for e in entries:
-        h.update(repr((e.path, e.kind, e.mode, e.size, e.linkname, e.stamp)).encode("utf-8", "surrogateescape"))
-        h.update(b"\0")
-    return h.hexdigest()
+    text = "".join(f"{(e.path, e.kind, e.mode, e.size, e.linkname, e.stamp)!r}\0" for e in entries)
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _header(e: Entry) -> bytes:

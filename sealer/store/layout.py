@@ -251,7 +251,8 @@ class Store:
             if final.exists():
                 tmp.unlink()
                 continue
-            os.chmod(tmp, 0o644)
+            if os.stat(tmp).st_mode & 0o7777 != 0o644:  # a change of mode would cost the fsync a journal commit
+                os.chmod(tmp, 0o644)
             fsync_file(tmp)
             checkpoint()
             os.replace(tmp, final)
