@@ -226,15 +226,20 @@ def merge(names: tuple[str, ...], tag: str, platform: str | None, insecure: bool
 @click.option("--port", default=22, show_default=True, type=click.IntRange(1, 65535), help="SSH port.")
 @click.option("--cluster", "name", help="Cluster name (default: the Clusterfile's, or my-cluster).")
 @click.option("--strict-host-keys", is_flag=True, help="Refuse hosts whose key is not known yet.")
+@click.option(
+    "--distribution", type=click.Choice(["rsync", "swarm", "auto"]),
+    help="How hosts get their first rootfs: rsync from here, a BitTorrent swarm, or auto (a swarm past "
+    "8 new hosts of a platform; default: the Clusterfile's spec.distribution, else auto).",
+)  # fmt: skip
 @OUTPUT
 def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: str | None, inventory: str | None,
         user: str, password: str | None, pk: str | None, port: int, name: str | None, strict_host_keys: bool,
-        output: str) -> None:  # fmt: skip
+        distribution: str | None, output: str) -> None:  # fmt: skip
     """Run an image on hosts: each gets the rootfs of its own platform."""
     from sealer.commands import run as cmd
 
     cluster = cmd.load_cluster(image, masters, nodes, clusterfile, inventory, user, password, pk, port, name)
-    cmd.run(cluster, strict_host_keys, output)
+    cmd.run(cluster, strict_host_keys, output, distribution)
 
 
 @cli.command()

@@ -18,6 +18,8 @@ from sealer.names import check_name
 from sealer.oci.reference import Reference
 
 API_VERSION = "sealer.cloud/v2"
+# how first deliveries of the rootfs go out (sealer/cluster/swarm.py says what each means)
+DISTRIBUTIONS = ("rsync", "swarm", "auto")
 KUBEADM_GROUPS = ("kubeadm.k8s.io", "kubelet.config.k8s.io", "kubeproxy.config.k8s.io")
 ROLES = ("master", "node")
 
@@ -56,6 +58,7 @@ class Cluster:
     registry_password: str | None = field(default=None, repr=False)
     registry_tls: bool = False  # serve the registry over TLS with a certificate of the cluster's own CA
     kubeadm_docs: list[dict[str, Any]] = field(default_factory=list)
+    distribution: str = "auto"  # how first deliveries of the rootfs go out: rsync, swarm or auto
 
     @property
     def masters(self) -> list[Host]:
@@ -132,6 +135,7 @@ _SCHEMA: dict[str, Any] = {
         "env": [str],
         "cmd": [str],
         "registry": object,  # a host address, or {host, username, password}
+        "distribution": str,  # rsync, swarm or auto
     },
     "status": object,
 }
@@ -203,6 +207,10 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
     registry, reg_user, reg_password, reg_tls = _registry_spec(spec.get("registry"), display)
     if registry is not None and registry not in {h.address for h in hosts}:
         raise ClusterfileError(f"{display}: spec.registry {registry} is not one of the cluster's hosts")
+    distribution = str(spec.get("distribution") or "auto")
+    if distribution not in DISTRIBUTIONS:
+        where = f"{display}:{_line_of(node, 'spec', 'distribution') or line}"
+        raise ClusterfileError(f"{where}: spec.distribution is one of {', '.join(DISTRIBUTIONS)}, not {distribution!r}")
     return Cluster(
         name=str(name),
         image=Reference.parse(str(image_text)),
@@ -215,6 +223,7 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
         registry_password=reg_password,
         registry_tls=reg_tls,
         kubeadm_docs=kubeadm_docs,
+        distribution=distribution,
     )
 
 
@@ -337,5 +346,7 @@ def to_clusterfile(cluster: Cluster) -> str:
         if cluster.registry_tls:
             registry["tls"] = True
         spec["registry"] = registry
+    if cluster.distribution != "auto":
+        spec["distribution"] = cluster.distribution
     doc = {"apiVersion": API_VERSION, "kind": "Cluster", "metadata": {"name": cluster.name}, "spec": spec}
     return yaml.safe_dump_all([doc, *cluster.kubeadm_docs], sort_keys=False)

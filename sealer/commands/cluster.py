@@ -14,8 +14,10 @@ def join(masters: str | None, nodes: str | None, name: str | None, strict_host_k
     m = parse_address_list(masters, "-m") if masters else []
     n = parse_address_list(nodes, "-n") if nodes else []
     result = join_hosts(Store.open(), name, m, n, reporter_for(output), strict_host_keys, become_password_source())
+    for address, reason in sorted(result.delivery.fallback.items()):
+        info(f"{address}: swarm download failed ({reason}); delivered by rsync")
     if output == "json":
-        print_json({"cluster": result.cluster.name, "joined": [*m, *n]})
+        print_json({"cluster": result.cluster.name, "joined": [*m, *n], "delivery": result.delivery.to_json()})
     else:
         info(f"joined {', '.join([*m, *n])} to cluster {result.cluster.name}")
 
