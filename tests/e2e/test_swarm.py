@@ -35,9 +35,10 @@ def init_runs(host: SandboxHost, cluster: str) -> int:
 
 
 def swarm_leftovers(host: SandboxHost) -> str:
-    """aria2c processes and the swarm's scratch directory on a host: none after a run."""
+    """aria2c processes and the swarm's scratch directory on a host: none after a run ([a]: the
+    pattern does not match the shell that looks)."""
     return host.ssh(
-        "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -a aria2c && echo; done;"
+        "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -a '[a]ria2c' && echo; done;"
         " ls -d /var/lib/sealer/data/*/swarm 2>/dev/null; true"
     ).stdout.strip()
 
@@ -107,7 +108,7 @@ def kill_aria2c_when_downloading(victim: SandboxHost, stop: threading.Event) -> 
     mid-download then)."""
     script = (
         "for p in /proc/[0-9]*; do"
-        " tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -aq 'lib/aria2/aria2c.*torrent' || continue;"
+        " tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -aq 'lib/aria2/[a]ria2c .*torrent' || continue;"
         " ls /var/lib/sealer/data/*/swarm/data/* >/dev/null 2>&1 || exit 1;"
         " kill -9 ${p#/proc/} && echo killed && exit 0; done; exit 1"
     )
