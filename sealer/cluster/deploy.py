@@ -211,7 +211,8 @@ def delivery_of(result: PlaybookResult, swarm: bool, prepared: float) -> Deliver
     delivery = Delivery("swarm" if swarm else "rsync", prepared + max(last - first, 0.0))
     for host, marks in result.marks.items():
         lines = [line for role, line in marks if role == "sealer_rootfs"]
-        delivery.files_sent[host] = sum(1 for line in lines if line.startswith("<<CHANGED>>>f"))
+        # rsync's itemized "<f": a file sent to the host
+        delivery.files_sent[host] = sum(1 for line in lines if line.startswith("<<CHANGED>><f"))
         for line in lines:
             if line.startswith("<<SWARM-FAILED>>"):
                 delivery.fallback[host] = line.removeprefix("<<SWARM-FAILED>>").strip()

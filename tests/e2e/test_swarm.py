@@ -61,6 +61,8 @@ def reference(run_store: Sealer, sandbox: Sandbox) -> dict[str, str]:
     out = json.loads(run_cluster(run_store, "swarmref", [amd], [arm], "--distribution", "rsync").stdout)
     try:
         assert out["delivery"]["method"] == "rsync"
+        # every file went by rsync: what filesSent counts is what rsync sent
+        assert all(n > 10 for n in out["delivery"]["filesSent"].values()), out["delivery"]
         return {h.arch: tree(h, "swarmref") for h in (amd, arm)}
     finally:
         run_store.run("delete", "--all", "--cluster", "swarmref")

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from sealer.cluster.clusterfile import parse_clusterfile, to_clusterfile
+from sealer.cluster.deploy import delivery_of
+from sealer.cluster.runner import HostSummary, PlaybookResult
 from sealer.cluster.swarm import SWARM_THRESHOLD, Delivery, plan
 from sealer.errors import ClusterfileError
 from sealer.oci.platform import Platform
@@ -62,3 +64,20 @@ def test_clusterfile_distribution(tmp_path: Path) -> None:
         ClusterfileError, match=r"Clusterfile:7: spec.distribution is one of rsync, swarm, auto, not 'p2p'"
     ):
         parse_clusterfile(path)
+
+
+def test_delivery_counts_the_files_rsync_sent_and_the_hosts_that_fell_back(tmp_path: Path) -> None:
+    result = PlaybookResult("successful", 0, tmp_path, hosts={"a": HostSummary(), "b": HostSummary()})
+    result.role_spans["sealer_rootfs"] = [10.0, 14.5]
+    result.marks["a"] = [("sealer_rootfs", "<<SWARM-DONE>> 3 s"), ("sealer_rootfs", "<<SWARM-UNPACKED>>"),
+                         ("sealer_rootfs", "<<INITIALISED>> 937ffd")]  # fmt: skip
+    result.marks["b"] = [
+        ("sealer_rootfs", "<<SWARM-FAILED>> aria2c ended before the download was complete"),
+        ("sealer_rootfs", "<<CHANGED>>cd+++++++++ bin/"),
+        ("sealer_rootfs", "<<CHANGED>><f+++++++++ bin/helm"),
+        ("sealer_rootfs", "<<CHANGED>><f+++++++++ bin/registry"),
+        ("sealer_registry", "<<CHANGED>><f+++++++++ docker/registry/v2/blobs/x"),
+    ]
+    delivery = delivery_of(result, True, 2.0)
+    assert delivery.to_json() == {"method": "swarm", "seconds": 6.5, "fallback": ["b"], "filesSent": {"a": 0, "b": 2}}
+    assert delivery.fallback["b"] == "aria2c ended before the download was complete"
