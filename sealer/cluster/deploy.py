@@ -27,7 +27,7 @@ from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, detect, o
 from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups
 from sealer.cluster.prepare import check_kubeadm_config, prepare
 from sealer.cluster.runner import PlaybookResult, run_playbook
-from sealer.cluster.swarm import Delivery, missing_tool, running_swarm
+from sealer.cluster.swarm import Delivery, discard_swarm, missing_tool, running_swarm
 from sealer.cluster.swarm import plan as swarm_plan
 from sealer.errors import DeployError, HostError, HostsError, SealerError, SudoPasswordNeeded, SwarmError
 from sealer.names import check_name
@@ -196,6 +196,7 @@ def start_swarm(
         reporter.note(f"{platform}: by rsync, the image has no {lacking} for a swarm")
         del chosen[platform]
     if not chosen:
+        discard_swarm(mounts.parent / "swarm")  # what a killed run left
         return {}
     reach = next(iter(chosen.values()))[0]
     rootfs = {p: mounts / p.group_name for p in chosen}

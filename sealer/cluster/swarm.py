@@ -160,6 +160,13 @@ def stop_leftovers(workdir: Path) -> None:
                 os.kill(int(line), signal.SIGKILL)
 
 
+def discard_swarm(workdir: Path) -> None:
+    """The tracker, seeder and payloads a killed run left, gone."""
+    if workdir.exists():
+        stop_leftovers(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @dataclass
 class Swarm:
     tracker: str
@@ -174,8 +181,7 @@ def running_swarm(workdir: Path, rootfs: dict[Platform, Path], reach: str) -> It
     if missing:
         raise SwarmError(f"the swarm needs on the controller: {', '.join(missing)}; or use --distribution rsync")
     address = controller_address(reach)
-    stop_leftovers(workdir)
-    shutil.rmtree(workdir, ignore_errors=True)
+    discard_swarm(workdir)
     workdir.mkdir(mode=0o700, parents=True)
     procs: list[subprocess.Popen[bytes]] = []
     try:
