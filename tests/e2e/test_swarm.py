@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Sandbox, SandboxHost, cluster_dir, run_cluster, standin_log
+from tests.e2e.conftest import SUDO_USER, Sandbox, SandboxHost, cluster_dir, run_cluster, standin_log
 from tests.e2e.test_run import ROOTFS
 from tests.helpers import SEALER, Sealer
 
@@ -60,6 +60,7 @@ def reference(run_store: Sealer, sandbox: Sandbox) -> dict[str, str]:
     arm = next(h for h in sandbox.hosts if h.arch == "arm64")
     out = json.loads(run_cluster(run_store, "swarmref", [amd], [arm], "--distribution", "rsync").stdout)
     try:
+        print("rsync delivery:", json.dumps(out["delivery"]))
         assert out["delivery"]["method"] == "rsync"
         # every file went by rsync: what filesSent counts is what rsync sent
         assert all(n > 10 for n in out["delivery"]["filesSent"].values()), out["delivery"]
@@ -71,9 +72,11 @@ def reference(run_store: Sealer, sandbox: Sandbox) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def swarm_run(run_store: Sealer, sandbox: Sandbox, reference: dict[str, str]) -> Iterator[dict[str, Any]]:
     h = sandbox.hosts
+    # as the sudo user: the swarm's own rsync and tasks go through sudo (the fallback test logs in as root)
     result: dict[str, Any] = json.loads(
-        run_cluster(run_store, CLUSTER, [h[0]], h[1:], "--distribution", "swarm").stdout
+        run_cluster(run_store, CLUSTER, [h[0]], h[1:], "-u", SUDO_USER, "--distribution", "swarm").stdout
     )
+    print("swarm delivery:", json.dumps(result["delivery"]))
     yield result
     run_store.run("delete", "--all", "--cluster", CLUSTER)
 
@@ -96,7 +99,10 @@ def test_swarm_trees_identical_to_rsync(
 
 def test_rerun_stays_on_rsync_and_sends_nothing(swarm_run: dict[str, Any], run_store: Sealer, sandbox: Sandbox) -> None:
     h = sandbox.hosts
-    again = json.loads(run_cluster(run_store, CLUSTER, [h[0]], h[1:], "--distribution", "swarm").stdout)
+    again = json.loads(
+        run_cluster(run_store, CLUSTER, [h[0]], h[1:], "-u", SUDO_USER, "--distribution", "swarm").stdout
+    )
+    print("re-run delivery:", json.dumps(again["delivery"]))
     assert again["delivery"]["method"] == "rsync"
     assert again["delivery"]["fallback"] == []
     assert again["delivery"]["filesSent"] == {host.address: 0 for host in h}
@@ -145,6 +151,7 @@ def test_failed_peer_falls_back_to_rsync(
         subprocess.run(["tc", "qdisc", "del", "dev", victim.link, "root"], check=False, capture_output=True)
     assert proc.returncode == 0, out + err
     delivery = json.loads(out)["delivery"]
+    print("fallback delivery:", json.dumps(delivery))
     assert delivery["method"] == "swarm"
     assert delivery["fallback"] == [victim.address]
     assert f"{victim.address}: swarm download failed" in err, err
