@@ -2,6 +2,8 @@
 # Fetches and builds the per-architecture binaries the examples carry (they are not in git):
 #   kubernetes-base/{amd64,arm64}/bin/registry  Debian's docker-registry, unpacked from its packages
 #   multi-arch/{amd64,arm64}/helm               the helm stand-in (standins/helm.c), static ELF per arch
+#   kubernetes-base/{amd64,arm64}/bin/aria2c    Debian's aria2 (and lib/aria2/: the libraries a minimal
+#                                               Debian 12 lacks), what sealer's swarm delivery runs on hosts
 # Needs root and Debian: it installs gcc-aarch64-linux-gnu when missing and downloads the two
 # docker-registry packages through apt with a private state directory (the system's apt
 # configuration is left as it is).
@@ -36,6 +38,45 @@ fetch_registry() {
     rm -rf "$tmp"
 }
 
+# Debian's aria2c for one architecture, with the shared libraries a minimal Debian 12 host lacks
+# beside it (lib/aria2/; bin/aria2c is a wrapper that points the loader there), so that sealer's
+# swarm delivery can send it to a host first (the small part, by rsync). libxml2 links ICU, whose
+# 31 MB data library aria2 never reads (only for XML in legacy encodings, which BitTorrent does
+# not use): a stub of the one symbol stands in for it, so the whole tool is some 8 MB.
+ARIA2_DEBS=(aria2 libaria2-0 libxml2 libssh2-1 libc-ares2 libicu72)
+fetch_aria2() {
+    local arch=$1 cc=$2 base="$here/kubernetes-base/$1"
+    [ -x "$base/bin/aria2c" ] && [ -x "$base/lib/aria2/aria2c" ] && return 0
+    local apt_opts=(-o "Dir::State::Lists=$cache/apt/lists" -o "Dir::Cache=$cache/apt/cache"
+                    -o "APT::Architectures::=amd64" -o "APT::Architectures::=arm64" -qq)
+    mkdir -p "$cache/apt/lists/partial" "$cache/apt/cache/archives/partial" "$cache/debs"
+    [ -f "$cache/apt/.updated" ] || { apt-get "${apt_opts[@]}" update && touch "$cache/apt/.updated"; }
+    local pkg
+    for pkg in "${ARIA2_DEBS[@]}"; do
+        ls "$cache/debs/${pkg}_"*"_$arch.deb" >/dev/null 2>&1 ||
+            (cd "$cache/debs" && apt-get "${apt_opts[@]}" download "$pkg:$arch" 2>/dev/null)
+    done
+    local tmp; tmp=$(mktemp -d)
+    for pkg in "${ARIA2_DEBS[@]}"; do dpkg-deb -x "$cache/debs/${pkg}_"*"_$arch.deb" "$tmp"; done
+    local lib="$base/lib/aria2"
+    rm -rf "$lib" && mkdir -p "$lib" "$base/bin"
+    install -m 0755 "$tmp/usr/bin/aria2c" "$lib/aria2c"
+    local so
+    for so in libaria2.so.0 libxml2.so.2 libssh2.so.1 libcares.so.2 libicuuc.so.72; do
+        cp -L "$tmp/usr/lib/"*-linux-gnu/"$so" "$lib/$so"
+    done
+    echo 'const char icudt72_dat[32] __attribute__((aligned(16))) = {0};' > "$tmp/icudata.c"
+    "$cc" -shared -fPIC -Os -s -Wl,-soname,libicudata.so.72 -o "$lib/libicudata.so.72" "$tmp/icudata.c"
+    cat > "$base/bin/aria2c.tmp" <<'WRAPPER'
+#!/bin/sh
+# Debian's aria2c with the libraries it brings (../lib/aria2), wherever this tree is
+here=$(dirname "$0")/../lib/aria2
+LD_LIBRARY_PATH=$here${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec "$here/aria2c" "$@"
+WRAPPER
+    chmod 0755 "$base/bin/aria2c.tmp" && mv "$base/bin/aria2c.tmp" "$base/bin/aria2c"
+    rm -rf "$tmp"
+}
+
 need_pkg gcc
 need_pkg libc6-dev
 need_pkg gcc-aarch64-linux-gnu
@@ -44,3 +85,5 @@ build_helm amd64 gcc
 build_helm arm64 aarch64-linux-gnu-gcc
 fetch_registry amd64
 fetch_registry arm64
+fetch_aria2 amd64 gcc
+fetch_aria2 arm64 aarch64-linux-gnu-gcc

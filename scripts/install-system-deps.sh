@@ -7,6 +7,7 @@ packages=(
     openssh-server openssh-client rsync iproute2 file util-linux procps
     gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross zstd
     bubblewrap strace
+    aria2 opentracker mktorrent
 )
 if [ "$(id -u)" != 0 ]; then
     echo "install-system-deps: needs root (apt-get install, binfmt_misc)" >&2

@@ -236,15 +236,20 @@ BASTION = click.option(
 @click.option("--check", is_flag=True, help="Change nothing: say, per host, what a run would change.")
 @click.option("--diff", is_flag=True, help="With --check: show the differences of the files a run would change.")
 @BASTION
+@click.option(
+    "--distribution", type=click.Choice(["rsync", "swarm", "auto"]),
+    help="How hosts get their first rootfs: rsync from here, a BitTorrent swarm, or auto (a swarm past "
+    "8 new hosts of a platform; default: the Clusterfile's spec.distribution, else auto).",
+)  # fmt: skip
 @OUTPUT
 def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: str | None, inventory: str | None,
         user: str, password: str | None, pk: str | None, port: int, name: str | None, strict_host_keys: bool,
-        check: bool, diff: bool, bastion: str | None, output: str) -> None:  # fmt: skip
+        check: bool, diff: bool, bastion: str | None, distribution: str | None, output: str) -> None:  # fmt: skip
     """Run an image on hosts: each gets the rootfs of its own platform."""
     from sealer.commands import run as cmd
 
     cluster = cmd.load_cluster(image, masters, nodes, clusterfile, inventory, user, password, pk, port, name, bastion)
-    cmd.run(cluster, strict_host_keys, output, check, diff)
+    cmd.run(cluster, strict_host_keys, output, check, diff, distribution)
 
 
 @cli.command()

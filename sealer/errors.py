@@ -116,6 +116,10 @@ class DeployError(SealerError):
     """The playbook failed; one line per host, task and reason."""
 
 
+class SwarmError(SealerError):
+    """The swarm delivery cannot start: a tool missing (controller, image), a tracker or seeder failing."""
+
+
 class RegistryError(SealerError):
     """A registry refused, failed, or answered something that does not hold up."""
 

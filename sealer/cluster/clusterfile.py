@@ -18,6 +18,8 @@ from sealer.names import check_name
 from sealer.oci.reference import Reference
 
 API_VERSION = "sealer.cloud/v2"
+# how first deliveries of the rootfs go out (sealer/cluster/swarm.py says what each means)
+DISTRIBUTIONS = ("rsync", "swarm", "auto")
 KUBEADM_GROUPS = ("kubeadm.k8s.io", "kubelet.config.k8s.io", "kubeproxy.config.k8s.io")
 ROLES = ("master", "node")
 
@@ -73,6 +75,7 @@ class Cluster:
     registry_password: str | None = field(default=None, repr=False)
     registry_tls: bool = False  # serve the registry over TLS with a certificate of the cluster's own CA
     kubeadm_docs: list[dict[str, Any]] = field(default_factory=list)
+    distribution: str = "auto"  # how first deliveries of the rootfs go out: rsync, swarm or auto
 
     @property
     def masters(self) -> list[Host]:
@@ -187,6 +190,7 @@ _SCHEMA: dict[str, Any] = {
         "env": [str],
         "cmd": [str],
         "registry": object,  # a host address, or {host, username, password}
+        "distribution": str,  # rsync, swarm or auto
     },
     "status": object,
 }
@@ -281,6 +285,10 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
     registry, reg_user, reg_password, reg_tls = _registry_spec(spec.get("registry"), display)
     if registry is not None and registry not in {h.address for h in hosts}:
         raise ClusterfileError(f"{display}: spec.registry {registry} is not one of the cluster's hosts")
+    distribution = str(spec.get("distribution") or "auto")
+    if distribution not in DISTRIBUTIONS:
+        where = f"{display}:{_line_of(node, 'spec', 'distribution') or line}"
+        raise ClusterfileError(f"{where}: spec.distribution is one of {', '.join(DISTRIBUTIONS)}, not {distribution!r}")
     return Cluster(
         name=str(name),
         image=Reference.parse(str(image_text)),
@@ -293,6 +301,7 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
         registry_password=reg_password,
         registry_tls=reg_tls,
         kubeadm_docs=kubeadm_docs,
+        distribution=distribution,
     )
 
 
@@ -392,19 +401,10 @@ def _kind(node: yaml.Node) -> str | None:
 
 def to_clusterfile(cluster: Cluster) -> str:
     """The Clusterfile a run used, saved with the cluster's state (never with a password)."""
-    # hosts behind a bastion other than the cluster's (an inventory's, per host) keep theirs
-    by_role: dict[tuple[str, Bastion | None], list[str]] = {}
-    for host in cluster.hosts:
-        by_role.setdefault((host.role, host.ssh.bastion), []).append(host.address)
-    groups: list[dict[str, Any]] = []
-    for (role, bastion), ips in by_role.items():
-        groups.append({"ips": ips, "roles": [role]})
-        if bastion != cluster.ssh.bastion and bastion is not None:
-            groups[-1]["ssh"] = {"bastion": _bastion_spec(bastion)}
     spec: dict[str, Any] = {
         "image": str(cluster.image),
         "ssh": {"user": cluster.ssh.user, "port": str(cluster.ssh.port)},
-        "hosts": groups,
+        "hosts": _host_groups(cluster),
     }
     if cluster.ssh.pk:
         spec["ssh"]["pk"] = cluster.ssh.pk
@@ -415,17 +415,36 @@ def to_clusterfile(cluster: Cluster) -> str:
     if cluster.cmd:
         spec["cmd"] = list(cluster.cmd)
     if cluster.registry or cluster.registry_username or cluster.registry_tls:
-        # the password is never written back: its bcrypt hash stays in the cluster's htpasswd
-        registry: dict[str, str | bool] = {}
-        if cluster.registry:
-            registry["host"] = cluster.registry
-        if cluster.registry_username:
-            registry["username"] = cluster.registry_username
-        if cluster.registry_tls:
-            registry["tls"] = True
-        spec["registry"] = registry
+        spec["registry"] = _saved_registry(cluster)
+    if cluster.distribution != "auto":
+        spec["distribution"] = cluster.distribution
     doc = {"apiVersion": API_VERSION, "kind": "Cluster", "metadata": {"name": cluster.name}, "spec": spec}
     return yaml.safe_dump_all([doc, *cluster.kubeadm_docs], sort_keys=False)
+
+
+def _host_groups(cluster: Cluster) -> list[dict[str, Any]]:
+    # hosts behind a bastion other than the cluster's (an inventory's, per host) keep theirs
+    by_role: dict[tuple[str, Bastion | None], list[str]] = {}
+    for host in cluster.hosts:
+        by_role.setdefault((host.role, host.ssh.bastion), []).append(host.address)
+    groups: list[dict[str, Any]] = []
+    for (role, bastion), ips in by_role.items():
+        groups.append({"ips": ips, "roles": [role]})
+        if bastion != cluster.ssh.bastion and bastion is not None:
+            groups[-1]["ssh"] = {"bastion": _bastion_spec(bastion)}
+    return groups
+
+
+def _saved_registry(cluster: Cluster) -> dict[str, str | bool]:
+    # the password is never written back: its bcrypt hash stays in the cluster's htpasswd
+    registry: dict[str, str | bool] = {}
+    if cluster.registry:
+        registry["host"] = cluster.registry
+    if cluster.registry_username:
+        registry["username"] = cluster.registry_username
+    if cluster.registry_tls:
+        registry["tls"] = True
+    return registry
 
 
 def _bastion_spec(bastion: Bastion) -> str | dict[str, str]:

@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,9 @@ from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, detect, o
 from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups
 from sealer.cluster.prepare import check_kubeadm_config, prepare
 from sealer.cluster.runner import PlaybookResult, run_playbook
-from sealer.errors import DeployError, HostError, HostsError, SealerError, SudoPasswordNeeded
+from sealer.cluster.swarm import Delivery, discard_swarm, missing_tool, running_swarm
+from sealer.cluster.swarm import plan as swarm_plan
+from sealer.errors import DeployError, HostError, HostsError, SealerError, SudoPasswordNeeded, SwarmError
 from sealer.names import check_name
 from sealer.oci.platform import Platform
 from sealer.progress import Reporter
@@ -42,6 +45,7 @@ class RunResult:
     facts: dict[str, HostFacts]
     playbook: PlaybookResult
     platforms: dict[Platform, str] = field(default_factory=dict)
+    delivery: Delivery = field(default_factory=lambda: Delivery("rsync", 0.0))
 
 
 # the operator's own Ansible variables per host, when the cluster came from an inventory file
@@ -139,10 +143,12 @@ def detect_with_sudo(
 def run_cluster(
     store: Store, cluster: Cluster, reporter: Reporter, strict_host_keys: bool = False,
     become_password: BecomePassword = no_become_password, hosts_may_change: bool = False,
-    check: bool = False, diff: bool = False,
+    check: bool = False, diff: bool = False, distribution: str | None = None,
 ) -> RunResult:  # fmt: skip
     """Run the cluster's image on its hosts. An existing cluster keeps its host list unless
     ``hosts_may_change`` (join): a run naming other hosts is refused, saying which command does it.
+    ``distribution`` (rsync, swarm, auto; default the Clusterfile's): how first deliveries of the
+    rootfs go out (swarm.py).
     ``become_password``: sudo's password for hosts whose login user needs one (asked for only
     when one does); Ansible and the roles' rsync fetch it from a socket of this process
     (become.py), so it is never written anywhere.
@@ -154,9 +160,12 @@ def run_cluster(
     # a check of a cluster that does not exist yet makes no cluster directory (its log aside)
     lock = cluster_lock(cdir) if not check or cdir.is_dir() else contextlib.nullcontext()
     with lock, check_workdir(store, cdir) if check else contextlib.nullcontext(cdir) as work:
-        if not hosts_may_change and (cdir / "Clusterfile").exists():
-            changes = host_list_changes(load_state(store, cluster.name), cluster)
-            if changes:
+        previous: set[str] = set()  # the hosts that had the rootfs delivered already
+        if (cdir / "Clusterfile").exists():
+            before = load_state(store, cluster.name)
+            previous = {h.address for h in before.hosts}
+            changes = host_list_changes(before, cluster)
+            if changes and not hosts_may_change:
                 raise SealerError(f"cluster {cluster.name} exists with other hosts: {changes}")
         known = KnownHosts(work / "known_hosts", strict=strict_host_keys)
         with reporter.task(f"detecting the platform of {len(cluster.hosts)} hosts"):
@@ -188,11 +197,18 @@ def run_cluster(
                     stack.enter_context(
                         mounted_rootfs(store, image.for_platform(platform), mounts / platform.group_name)
                     )
-            extravars: dict[str, str] = {}
+            extravars: dict[str, object] = {}
             if password is not None:
-                extravars = stack.enter_context(password_socket(password))
+                extravars.update(stack.enter_context(password_socket(password)))
             if check:  # the check's log, kept private as a run's is
                 cdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            started = time.monotonic()
+            swarm = {} if check else start_swarm(
+                stack, distribution or cluster.distribution, facts, previous, mounts, image, reporter
+            )  # fmt: skip
+            if swarm:
+                extravars["sealer_rootfs_swarm"] = swarm
+            prepared = time.monotonic() - started
             verb = "checking" if check else "running"
             with reporter.task(f"{verb} playbooks/run.yml on {len(cluster.hosts)} hosts"):
                 result = run_playbook(
@@ -200,7 +216,53 @@ def run_cluster(
                 )
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
-        return RunResult(cluster, cdir, facts, result, image_ids)
+        delivery = delivery_of(result, bool(swarm), prepared)
+        return RunResult(cluster, cdir, facts, result, image_ids, delivery)
+
+
+def start_swarm(
+    stack: contextlib.ExitStack, distribution: str, facts: dict[str, HostFacts], previous: set[str],
+    mounts: Path, image: Image, reporter: Reporter,
+) -> dict[str, str]:  # fmt: skip
+    """Seed the payloads of the platforms whose first delivery goes by swarm (until ``stack``
+    closes); the hosts that receive through it, each with its platform's torrent."""
+    chosen = swarm_plan(distribution, platform_groups(facts), previous)
+    for platform in list(chosen):
+        lacking = missing_tool(mounts / platform.group_name)
+        if lacking is None:
+            continue
+        if distribution == "swarm":
+            raise SwarmError(
+                f"image {image.name} ({platform}) has no {lacking} in its rootfs: the swarm needs aria2c "
+                "for each platform (see README, --distribution); use --distribution rsync"
+            )
+        reporter.note(f"{platform}: by rsync, the image has no {lacking} for a swarm")
+        del chosen[platform]
+    if not chosen:
+        discard_swarm(mounts.parent / "swarm")  # what a killed run left
+        return {}
+    reach = next(iter(chosen.values()))[0]
+    rootfs = {p: mounts / p.group_name for p in chosen}
+    hosts = sum(len(a) for a in chosen.values())
+    with reporter.task(f"packing {len(chosen)} platforms and seeding them to a swarm of {hosts} hosts"):
+        swarm = stack.enter_context(running_swarm(mounts.parent / "swarm", rootfs, reach))
+    return {a: str(swarm.torrents[p]) for p, addresses in chosen.items() for a in addresses}
+
+
+def delivery_of(result: PlaybookResult, swarm: bool, prepared: float) -> Delivery:
+    """What the rootfs role said per host: the swarm's failures, the files its rsync sent."""
+    first, last = result.role_spans.get("sealer_rootfs", [0.0, 0.0])
+    delivery = Delivery("swarm" if swarm else "rsync", prepared + max(last - first, 0.0))
+    for host, marks in result.marks.items():
+        lines = [line for role, line in marks if role == "sealer_rootfs"]
+        # rsync's itemized "<f": a file sent to the host
+        delivery.files_sent[host] = sum(1 for line in lines if line.startswith("<<CHANGED>><f"))
+        for line in lines:
+            if line.startswith("<<SWARM-FAILED>>"):
+                delivery.fallback[host] = line.removeprefix("<<SWARM-FAILED>>").strip()
+    for host in result.hosts:
+        delivery.files_sent.setdefault(host, 0)
+    return delivery
 
 
 def use_cluster_key(cluster: Cluster, hosts: list[Host], known: KnownHosts, cdir: Path) -> None:

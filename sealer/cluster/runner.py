@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,10 @@ class PlaybookResult:
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     # with diff: each changed task's diffs (Ansible's before/after), per host
     diffs: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+    # per role: the times (monotonic) of its first and of its last event: how long each phase took
+    role_spans: dict[str, list[float]] = field(default_factory=dict)
+    # per host: the lines its tasks marked for sealer (<<MARK>>...), with the role that said them
+    marks: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 # what Ansible says of a failed raw, command or shell task: the task's own output says more
@@ -90,6 +95,21 @@ def _on_ok(result: PlaybookResult, host: str, task: str, res: dict[str, Any], re
         result.diffs.setdefault(host, []).extend((task, one) for one in _diffs(res))
 
 
+def _record_role(result: PlaybookResult, kind: str, data: dict[str, Any], host: str) -> None:
+    """When each role's tasks ran, and what they marked for sealer."""
+    role = str(data.get("role") or "").rpartition(".")[2]
+    if not role:
+        return
+    if kind.startswith(("runner_on_", "playbook_on_task_start")):
+        span = result.role_spans.setdefault(role, [time.monotonic(), 0.0])
+        span[1] = time.monotonic()
+    if kind in ("runner_on_ok", "runner_on_failed"):
+        out = str((data.get("res") or {}).get("stdout") or "")
+        lines = [(role, line.strip()) for line in out.splitlines() if line.strip().startswith("<<")]
+        if lines:
+            result.marks.setdefault(host, []).extend(lines)
+
+
 def run_playbook(
     playbook: str,
     inventory: Path,
@@ -112,6 +132,7 @@ def run_playbook(
         data = event.get("event_data") or {}
         host = data.get("host") or data.get("remote_addr") or ""
         task = data.get("task") or ""
+        _record_role(result, kind, data, host)
         if kind == "runner_on_start":
             reporter.status(host, f"{data.get('role') or 'play'}: {task}")
         elif kind == "runner_on_ok":

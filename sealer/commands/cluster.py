@@ -26,8 +26,10 @@ def join(
     if check:
         print_check(result, output, diff)
         return
+    for address, reason in sorted(result.delivery.fallback.items()):
+        info(f"{address}: swarm download failed ({reason}); delivered by rsync")
     if output == "json":
-        print_json({"cluster": result.cluster.name, "joined": [*m, *n]})
+        print_json({"cluster": result.cluster.name, "joined": [*m, *n], "delivery": result.delivery.to_json()})
     else:
         info(f"joined {', '.join([*m, *n])} to cluster {result.cluster.name}")
 

@@ -79,14 +79,19 @@ def _load_cluster(
     return from_flags(image, masters, nodes, ssh, name or "my-cluster")
 
 
-def run(cluster: Cluster, strict_host_keys: bool, output: str, check: bool = False, diff: bool = False) -> None:
+def run(
+    cluster: Cluster, strict_host_keys: bool, output: str, check: bool = False, diff: bool = False,
+    distribution: str | None = None,
+) -> None:  # fmt: skip
     if diff and not check:
         raise UsageError("--diff goes with --check")
     result = run_cluster(Store.open(), cluster, reporter_for(output), strict_host_keys, become_password_source(),
-                         check=check, diff=diff)  # fmt: skip
+                         check=check, diff=diff, distribution=distribution)  # fmt: skip
     if check:
         print_check(result, output, diff)
         return
+    for address, reason in sorted(result.delivery.fallback.items()):
+        info(f"{address}: swarm download failed ({reason}); delivered by rsync")
     rows = []
     for host in cluster.hosts:
         summary = result.playbook.hosts.get(host.address)
@@ -103,10 +108,13 @@ def run(cluster: Cluster, strict_host_keys: bool, output: str, check: bool = Fal
         )
     if output == "json":
         print_json({"cluster": cluster.name, "image": str(cluster.image), "clusterDir": str(result.cluster_dir),
-                    "runDir": str(result.playbook.run_dir), "hosts": rows})  # fmt: skip
+                    "runDir": str(result.playbook.run_dir), "hosts": rows,
+                    "delivery": result.delivery.to_json()})  # fmt: skip
         return
     table(
         ["HOST", "ROLE", "PLATFORM", "HOSTNAME", "OK", "CHANGED"],
         [[str(r[k]) for k in ("address", "role", "platform", "hostname", "ok", "changed")] for r in rows],
     )
+    delivery = result.delivery
+    info(f"rootfs delivered by {delivery.method} in {delivery.seconds:.1f} s")
     info(f"cluster {cluster.name} is up with {cluster.image}; state in {result.cluster_dir}")
