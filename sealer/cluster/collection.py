@@ -54,7 +54,7 @@ def collections_path(state_dir: Path) -> Path:
 @cache
 def shared_defaults() -> dict[str, Any]:
     """The variables every role shares, as the defaults role declares them."""
-    path = content_root() / "roles" / "defaults" / "defaults" / "main.yml"
+    path = content_root() / "roles" / "sealer" / "defaults" / "main.yml"
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict):
         raise SealerError(f"{path}: not a mapping of variables")

@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -113,52 +114,79 @@ def run_cluster(
     cdir = clusters_dir(store) / check_name(cluster.name, "cluster")
     image = get_image(store, cluster.image)
     with cluster_lock(cdir):
-        if not hosts_may_change and (cdir / "Clusterfile").exists():
-            changes = host_list_changes(load_state(store, cluster.name), cluster)
-            if changes:
-                raise SealerError(f"cluster {cluster.name} exists with other hosts: {changes}")
-        known = KnownHosts(cdir / "known_hosts", strict=strict_host_keys)
-        with reporter.task(f"detecting the platform of {len(cluster.hosts)} hosts"):
-            password = None
-            try:
-                facts = detect(cluster.hosts, known)
-            except HostsError as err:
-                if not err.errors or not all(isinstance(e, SudoPasswordNeeded) for e in err.errors):
-                    raise
-                password = become_password()
-                if password is None:
-                    raise
-                facts = detect(cluster.hosts, known, password)
-        for address, fact in facts.items():
-            reporter.note(f"{address}: {fact.platform} ({fact.hostname})")
-        image_ids = check_platforms(image, facts)
-        check_kubeadm_config(store, image, cluster, facts)
-        with_password = [h for h in cluster.hosts if h.ssh.pk is None]
-        if with_password:
-            with reporter.task(f"installing the cluster's SSH key on {len(with_password)} hosts"):
-                use_cluster_key(cluster, with_password, known, cdir)
-        inventory = build_inventory(cluster, facts, cdir, image_ids)
-        with reporter.task("merging the registries and preparing the cluster's files"):
-            inventory["all"]["vars"].update(prepare(store, image, cluster, facts, cdir))
-        save_state(cdir, cluster)
-        atomic_write(cdir / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
+        ready = prepare_cluster(store, cluster, image, reporter, strict_host_keys, become_password, hosts_may_change)
         run_dir = cdir / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        mounts = cdir / "mounts"
-        unmount_all(mounts)  # left by a run that was killed
         with contextlib.ExitStack() as stack:
-            for platform in sorted(platform_groups(facts)):
+            for platform, target in platform_mounts(cdir, ready.facts).items():
                 with reporter.task(f"mounting the {platform} rootfs"):
-                    stack.enter_context(
-                        mounted_rootfs(store, image.for_platform(platform), mounts / platform.group_name)
-                    )
+                    stack.enter_context(mounted_rootfs(store, image.for_platform(platform), target))
             extravars: dict[str, str] = {}
-            if password is not None:
-                extravars = stack.enter_context(password_socket(password))
+            if ready.become_password is not None:
+                extravars = stack.enter_context(password_socket(ready.become_password))
             with reporter.task(f"running playbooks/run.yml on {len(cluster.hosts)} hosts"):
                 result = run_playbook("run", cdir / "inventory.yaml", run_dir, reporter, extravars=extravars)
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
-        return RunResult(cluster, cdir, facts, result, image_ids)
+        return RunResult(cluster, cdir, ready.facts, result, ready.image_ids)
+
+
+@dataclass
+class Prepared:
+    """A cluster's controller side ready for the run playbook: its state and inventory written."""
+
+    facts: dict[str, HostFacts]
+    image_ids: dict[Platform, str]
+    inventory: dict[str, Any]
+    become_password: str | None = field(default=None, repr=False)
+
+
+def prepare_cluster(
+    store: Store, cluster: Cluster, image: Image, reporter: Reporter, strict_host_keys: bool = False,
+    become_password: BecomePassword = no_become_password, hosts_may_change: bool = False,
+) -> Prepared:  # fmt: skip
+    """What sealer run does before Ansible (the caller holds the cluster's lock): every host's
+    platform detected and checked against the image, the cluster's key installed where a password
+    logs in, the registries merged, the cluster's state and inventory written. The collection's
+    playbooks run without the sealer command call this too (sealer/cluster/front_door.py)."""
+    cdir = clusters_dir(store) / cluster.name
+    if not hosts_may_change and (cdir / "Clusterfile").exists():
+        changes = host_list_changes(load_state(store, cluster.name), cluster)
+        if changes:
+            raise SealerError(f"cluster {cluster.name} exists with other hosts: {changes}")
+    known = KnownHosts(cdir / "known_hosts", strict=strict_host_keys)
+    with reporter.task(f"detecting the platform of {len(cluster.hosts)} hosts"):
+        password = cluster.become_password
+        try:
+            facts = detect(cluster.hosts, known, password)
+        except HostsError as err:
+            if password is not None or not err.errors or not all(isinstance(e, SudoPasswordNeeded) for e in err.errors):
+                raise
+            password = become_password()
+            if password is None:
+                raise
+            facts = detect(cluster.hosts, known, password)
+    for address, fact in facts.items():
+        reporter.note(f"{address}: {fact.platform} ({fact.hostname})")
+    image_ids = check_platforms(image, facts)
+    check_kubeadm_config(store, image, cluster, facts)
+    with_password = [h for h in cluster.hosts if h.ssh.pk is None]
+    if with_password:
+        with reporter.task(f"installing the cluster's SSH key on {len(with_password)} hosts"):
+            use_cluster_key(cluster, with_password, known, cdir)
+    inventory = build_inventory(cluster, facts, cdir, image_ids)
+    with reporter.task("merging the registries and preparing the cluster's files"):
+        inventory["all"]["vars"].update(prepare(store, image, cluster, facts, cdir))
+    save_state(cdir, cluster)
+    atomic_write(cdir / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
+    unmount_all(cdir / "mounts")  # left by a run that was killed
+    if not any(f.sudo == "password" for f in facts.values()):
+        password = None
+    return Prepared(facts, image_ids, inventory, password)
+
+
+def platform_mounts(cdir: Path, facts: dict[str, HostFacts]) -> dict[Platform, Path]:
+    """Where each platform's rootfs is mounted for a run (the inventory's sealer_rootfs_source)."""
+    return {platform: cdir / "mounts" / platform.group_name for platform in sorted(platform_groups(facts))}
 
 
 def use_cluster_key(cluster: Cluster, hosts: list[Host], known: KnownHosts, cdir: Path) -> None:
@@ -247,14 +275,7 @@ def delete_hosts(
     cluster_name = resolve_name(store, name)
     cluster = load_state(store, cluster_name)
     cdir = clusters_dir(store) / cluster_name
-    known = {h.address for h in cluster.hosts}
-    targets = sorted(known) if addresses is None else addresses
-    unknown = [a for a in targets if a not in known]
-    if unknown:
-        raise SealerError(f"{', '.join(unknown)}: not in cluster {cluster_name}")
-    remaining = [h for h in cluster.hosts if h.address not in targets]
-    if remaining and cluster.masters[0].address in targets:
-        raise SealerError(f"{cluster.masters[0].address} is master0: delete --all to remove the whole cluster")
+    targets = delete_targets(cluster, addresses)
     with cluster_lock(cdir):
         hostvars = yaml.safe_load((cdir / "inventory.yaml").read_text())["all"]["hosts"]
         password = None
@@ -272,19 +293,38 @@ def delete_hosts(
             )
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
-        if not remaining:
-            unmount_all(cdir)
-            shutil.rmtree(cdir)
-            return targets
-        cluster.hosts = remaining
-        save_state(cdir, cluster)
-        inventory = yaml.safe_load((cdir / "inventory.yaml").read_text())
-        for address in targets:
-            inventory["all"]["hosts"].pop(address, None)
-            for group in inventory["all"]["children"].values():
-                (group.get("hosts") or {}).pop(address, None)
-        atomic_write(cdir / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
+        forget_hosts(cdir, cluster, targets)
     return targets
+
+
+def delete_targets(cluster: Cluster, addresses: list[str] | None) -> list[str]:
+    """The hosts a delete resets (all with None): each one of the cluster, master0 only with all."""
+    known = {h.address for h in cluster.hosts}
+    targets = sorted(known) if addresses is None else addresses
+    unknown = [a for a in targets if a not in known]
+    if unknown:
+        raise SealerError(f"{', '.join(unknown)}: not in cluster {cluster.name}")
+    remaining = [h for h in cluster.hosts if h.address not in targets]
+    if remaining and cluster.masters[0].address in targets:
+        raise SealerError(f"{cluster.masters[0].address} is master0: delete --all to remove the whole cluster")
+    return targets
+
+
+def forget_hosts(cdir: Path, cluster: Cluster, targets: list[str]) -> None:
+    """The cluster's state without the hosts just reset; the whole state gone with its last host."""
+    remaining = [h for h in cluster.hosts if h.address not in targets]
+    if not remaining:
+        unmount_all(cdir)
+        shutil.rmtree(cdir)
+        return
+    cluster.hosts = remaining
+    save_state(cdir, cluster)
+    inventory = yaml.safe_load((cdir / "inventory.yaml").read_text())
+    for address in targets:
+        inventory["all"]["hosts"].pop(address, None)
+        for group in inventory["all"]["children"].values():
+            (group.get("hosts") or {}).pop(address, None)
+    atomic_write(cdir / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_clusterfile
 from sealer.cluster.deploy import run_cluster
-from sealer.cluster.inventory_file import read_inventory
+from sealer.cluster.inventory_file import read_inventory_file
 from sealer.commands._options import reporter_for
 from sealer.commands._output import become_password_source, info, print_json, table
 from sealer.errors import UsageError
@@ -37,7 +37,10 @@ def load_cluster(
             raise UsageError("give hosts with -i INVENTORY, with -m/-n or with a Clusterfile: one of them")
         if not image:
             raise UsageError("sealer run -i INVENTORY needs the IMAGE too")
-        return Cluster(name or "my-cluster", Reference.parse(image), ssh, read_inventory(Path(inventory), ssh))
+        read = read_inventory_file(Path(inventory), ssh)
+        cluster = Cluster(name or "my-cluster", Reference.parse(image), ssh, read.hosts)
+        cluster.become_password = read.become_password
+        return cluster
     if clusterfile:
         if masters or nodes:
             raise UsageError("give hosts with -m/-n or with a Clusterfile, not both")
