@@ -67,6 +67,9 @@ def test_the_wheel_is_not_the_checkout(wheel_sealer: Path) -> None:
     assert not content.is_relative_to(ROOT), content
     assert (content / "playbooks" / "run.yml").is_file()
     assert (content / "roles" / "sealer_rootfs" / "tasks" / "main.yml").is_file()
+    # the controller-side steps of the playbooks run without the sealer command
+    assert (content / "plugins" / "action" / "prepare.py").is_file()
+    assert (content / "plugins" / "modules" / "finish.py").is_file()
 
 
 def test_the_installed_wheel_runs_a_mixed_cluster(wheel_cluster: tuple[list[SandboxHost], dict[str, object]]) -> None:
