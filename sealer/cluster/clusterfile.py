@@ -76,6 +76,8 @@ class Cluster:
     registry_tls: bool = False  # serve the registry over TLS with a certificate of the cluster's own CA
     kubeadm_docs: list[dict[str, Any]] = field(default_factory=list)
     distribution: str = "auto"  # how first deliveries of the rootfs go out: rsync, swarm or auto
+    # sudo's password an inventory gives (ansible_become_password): in memory only, never saved
+    become_password: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def masters(self) -> list[Host]:

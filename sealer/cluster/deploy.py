@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -126,13 +127,14 @@ def check_workdir(store: Store, cdir: Path) -> Iterator[Path]:
 
 
 def detect_with_sudo(
-    hosts: list[Host], known: KnownHosts, become_password: BecomePassword
+    hosts: list[Host], known: KnownHosts, become_password: BecomePassword, given: str | None = None
 ) -> tuple[dict[str, HostFacts], str | None]:
-    """Every host's facts, and sudo's password when a host's sudo asks for one (else None)."""
+    """Every host's facts, and sudo's password when a host's sudo asks for one (else None);
+    ``given``: the password an inventory gave (ansible_become_password), tried first."""
     try:
-        return detect(hosts, known), None
+        return detect(hosts, known, given), given
     except HostsError as err:
-        if not err.errors or not all(isinstance(e, SudoPasswordNeeded) for e in err.errors):
+        if given is not None or not err.errors or not all(isinstance(e, SudoPasswordNeeded) for e in err.errors):
             raise
         password = become_password()
         if password is None:
@@ -160,51 +162,23 @@ def run_cluster(
     # a check of a cluster that does not exist yet makes no cluster directory (its log aside)
     lock = cluster_lock(cdir) if not check or cdir.is_dir() else contextlib.nullcontext()
     with lock, check_workdir(store, cdir) if check else contextlib.nullcontext(cdir) as work:
-        previous: set[str] = set()  # the hosts that had the rootfs delivered already
-        if (cdir / "Clusterfile").exists():
-            before = load_state(store, cluster.name)
-            previous = {h.address for h in before.hosts}
-            changes = host_list_changes(before, cluster)
-            if changes and not hosts_may_change:
-                raise SealerError(f"cluster {cluster.name} exists with other hosts: {changes}")
-        known = KnownHosts(work / "known_hosts", strict=strict_host_keys)
-        with reporter.task(f"detecting the platform of {len(cluster.hosts)} hosts"):
-            facts, password = detect_with_sudo(cluster.hosts, known, become_password)
-        for address, fact in facts.items():
-            reporter.note(f"{address}: {fact.platform} ({fact.hostname})")
-        image_ids = check_platforms(image, facts)
-        check_kubeadm_config(store, image, cluster, facts)
-        with_password = [h for h in cluster.hosts if h.ssh.pk is None]
-        if with_password and check:
-            raise SealerError(
-                f"{with_password[0].address}: --check logs in with keys only; a run installs the cluster's key first"
-            )
-        if with_password:
-            with reporter.task(f"installing the cluster's SSH key on {len(with_password)} hosts"):
-                use_cluster_key(cluster, with_password, known, cdir)
-        inventory = build_inventory(cluster, facts, work, image_ids)
-        with reporter.task("merging the registries and preparing the cluster's files"):
-            inventory["all"]["vars"].update(prepare(store, image, cluster, facts, work))
-        if not check:
-            save_state(cdir, cluster)
-        atomic_write(work / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
+        ready = prepare_cluster(
+            store, cluster, image, reporter, strict_host_keys, become_password, hosts_may_change, work, check
+        )  # fmt: skip
         run_dir = cdir / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ" + ("-check" if check else ""))
-        mounts = work / "mounts"
-        unmount_all(mounts)  # left by a run that was killed
         with contextlib.ExitStack() as stack:
-            for platform in sorted(platform_groups(facts)):
+            for platform, target in platform_mounts(work, ready.facts).items():
                 with reporter.task(f"mounting the {platform} rootfs"):
-                    stack.enter_context(
-                        mounted_rootfs(store, image.for_platform(platform), mounts / platform.group_name)
-                    )
+                    stack.enter_context(mounted_rootfs(store, image.for_platform(platform), target))
             extravars: dict[str, object] = {}
-            if password is not None:
-                extravars.update(stack.enter_context(password_socket(password)))
+            if ready.become_password is not None:
+                extravars.update(stack.enter_context(password_socket(ready.become_password)))
             if check:  # the check's log, kept private as a run's is
                 cdir.mkdir(mode=0o700, parents=True, exist_ok=True)
             started = time.monotonic()
             swarm = {} if check else start_swarm(
-                stack, distribution or cluster.distribution, facts, previous, mounts, image, reporter
+                stack, distribution or cluster.distribution, ready.facts, ready.previous, work / "mounts", image,
+                reporter,
             )  # fmt: skip
             if swarm:
                 extravars["sealer_rootfs_swarm"] = swarm
@@ -217,7 +191,70 @@ def run_cluster(
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
         delivery = delivery_of(result, bool(swarm), prepared)
-        return RunResult(cluster, cdir, facts, result, image_ids, delivery)
+        return RunResult(cluster, cdir, ready.facts, result, ready.image_ids, delivery)
+
+
+@dataclass
+class Prepared:
+    """A cluster's controller side ready for the run playbook: its state and inventory written."""
+
+    facts: dict[str, HostFacts]
+    image_ids: dict[Platform, str]
+    inventory: dict[str, Any]
+    become_password: str | None = field(default=None, repr=False)
+    previous: set[str] = field(default_factory=set)  # the hosts that had the rootfs delivered already
+
+
+def prepare_cluster(
+    store: Store, cluster: Cluster, image: Image, reporter: Reporter, strict_host_keys: bool = False,
+    become_password: BecomePassword = no_become_password, hosts_may_change: bool = False,
+    work: Path | None = None, check: bool = False,
+) -> Prepared:  # fmt: skip
+    """What sealer run does before Ansible (the caller holds the cluster's lock): every host's
+    platform detected and checked against the image, the cluster's key installed where a password
+    logs in, the registries merged, the cluster's state and inventory written. The collection's
+    playbooks run without the sealer command call this too (sealer/cluster/front_door.py).
+    ``work``: where the run's files go (the cluster's directory, or a check's scratch copy);
+    ``check``: nothing is saved in the cluster's state."""
+    cdir = clusters_dir(store) / cluster.name
+    work = work or cdir
+    previous: set[str] = set()
+    if (cdir / "Clusterfile").exists():
+        before = load_state(store, cluster.name)
+        previous = {h.address for h in before.hosts}
+        changes = host_list_changes(before, cluster)
+        if changes and not hosts_may_change:
+            raise SealerError(f"cluster {cluster.name} exists with other hosts: {changes}")
+    known = KnownHosts(work / "known_hosts", strict=strict_host_keys)
+    with reporter.task(f"detecting the platform of {len(cluster.hosts)} hosts"):
+        facts, password = detect_with_sudo(cluster.hosts, known, become_password, cluster.become_password)
+    for address, fact in facts.items():
+        reporter.note(f"{address}: {fact.platform} ({fact.hostname})")
+    image_ids = check_platforms(image, facts)
+    check_kubeadm_config(store, image, cluster, facts)
+    with_password = [h for h in cluster.hosts if h.ssh.pk is None]
+    if with_password and check:
+        raise SealerError(
+            f"{with_password[0].address}: --check logs in with keys only; a run installs the cluster's key first"
+        )
+    if with_password:
+        with reporter.task(f"installing the cluster's SSH key on {len(with_password)} hosts"):
+            use_cluster_key(cluster, with_password, known, cdir)
+    inventory = build_inventory(cluster, facts, work, image_ids)
+    with reporter.task("merging the registries and preparing the cluster's files"):
+        inventory["all"]["vars"].update(prepare(store, image, cluster, facts, work))
+    if not check:
+        save_state(cdir, cluster)
+    atomic_write(work / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
+    unmount_all(work / "mounts")  # left by a run that was killed
+    if not any(f.sudo == "password" for f in facts.values()):
+        password = None
+    return Prepared(facts, image_ids, inventory, password, previous)
+
+
+def platform_mounts(cdir: Path, facts: dict[str, HostFacts]) -> dict[Platform, Path]:
+    """Where each platform's rootfs is mounted for a run (the inventory's sealer_rootfs_source)."""
+    return {platform: cdir / "mounts" / platform.group_name for platform in sorted(platform_groups(facts))}
 
 
 def start_swarm(
@@ -357,14 +394,7 @@ def delete_hosts(
     cluster_name = resolve_name(store, name)
     cluster = load_state(store, cluster_name)
     cdir = clusters_dir(store) / cluster_name
-    known = {h.address for h in cluster.hosts}
-    targets = sorted(known) if addresses is None else addresses
-    unknown = [a for a in targets if a not in known]
-    if unknown:
-        raise SealerError(f"{', '.join(unknown)}: not in cluster {cluster_name}")
-    remaining = [h for h in cluster.hosts if h.address not in targets]
-    if remaining and cluster.masters[0].address in targets:
-        raise SealerError(f"{cluster.masters[0].address} is master0: delete --all to remove the whole cluster")
+    targets = delete_targets(cluster, addresses)
     with cluster_lock(cdir):
         hostvars = yaml.safe_load((cdir / "inventory.yaml").read_text())["all"]["hosts"]
         password = None
@@ -382,19 +412,38 @@ def delete_hosts(
             )
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
-        if not remaining:
-            unmount_all(cdir)
-            shutil.rmtree(cdir)
-            return targets
-        cluster.hosts = remaining
-        save_state(cdir, cluster)
-        inventory = yaml.safe_load((cdir / "inventory.yaml").read_text())
-        for address in targets:
-            inventory["all"]["hosts"].pop(address, None)
-            for group in inventory["all"]["children"].values():
-                (group.get("hosts") or {}).pop(address, None)
-        atomic_write(cdir / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
+        forget_hosts(cdir, cluster, targets)
     return targets
+
+
+def delete_targets(cluster: Cluster, addresses: list[str] | None) -> list[str]:
+    """The hosts a delete resets (all with None): each one of the cluster, master0 only with all."""
+    known = {h.address for h in cluster.hosts}
+    targets = sorted(known) if addresses is None else addresses
+    unknown = [a for a in targets if a not in known]
+    if unknown:
+        raise SealerError(f"{', '.join(unknown)}: not in cluster {cluster.name}")
+    remaining = [h for h in cluster.hosts if h.address not in targets]
+    if remaining and cluster.masters[0].address in targets:
+        raise SealerError(f"{cluster.masters[0].address} is master0: delete --all to remove the whole cluster")
+    return targets
+
+
+def forget_hosts(cdir: Path, cluster: Cluster, targets: list[str]) -> None:
+    """The cluster's state without the hosts just reset; the whole state gone with its last host."""
+    remaining = [h for h in cluster.hosts if h.address not in targets]
+    if not remaining:
+        unmount_all(cdir)
+        shutil.rmtree(cdir)
+        return
+    cluster.hosts = remaining
+    save_state(cdir, cluster)
+    inventory = yaml.safe_load((cdir / "inventory.yaml").read_text())
+    for address in targets:
+        inventory["all"]["hosts"].pop(address, None)
+        for group in inventory["all"]["children"].values():
+            (group.get("hosts") or {}).pop(address, None)
+    atomic_write(cdir / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
 
 
 @dataclass

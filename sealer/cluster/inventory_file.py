@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,23 @@ SEALER_OWNED = {"sealer_cluster_name", "sealer_image", "sealer_registry_host", "
                 "sealer_become_password"}  # fmt: skip
 
 
+@dataclass
+class InventoryFile:
+    """An inventory's hosts, their names in it (by address), and the sudo password it gives."""
+
+    hosts: list[Host]
+    names: dict[str, str]
+    become_password: str | None = field(default=None, repr=False)
+
+
 def read_inventory(path: Path, defaults: SSHConfig) -> list[Host]:
     """The cluster's hosts from an inventory; each Host carries the operator's own variables."""
+    return read_inventory_file(path, defaults).hosts
+
+
+def read_inventory_file(path: Path, defaults: SSHConfig) -> InventoryFile:
+    """The cluster's hosts from an inventory, with the operator's ansible_become_password (Ansible
+    uses it for sudo; so does sealer, once per run, kept in memory: every host's must be the same)."""
     display = str(path)
     if not path.exists():
         raise ClusterfileError(f"{display}: no such inventory")
@@ -45,10 +61,20 @@ def read_inventory(path: Path, defaults: SSHConfig) -> list[Host]:
     if not masters:
         groups = " or ".join(MASTER_GROUPS)
         raise ClusterfileError(f"{display}: no host in the group {groups}: sealer needs at least one master")
-    hosts = [_host(name, "master", variables(name), defaults, display) for name in masters]
-    hosts += [_host(name, "node", variables(name), defaults, display) for name in nodes]
+    roles = [(name, "master") for name in masters] + [(name, "node") for name in nodes]
+    hosts, names, passwords = [], {}, set()
+    for name, role in roles:
+        hv = variables(name)
+        host = _host(name, role, hv, defaults, display)
+        hosts.append(host)
+        names[host.address] = name
+        given = hv.get("ansible_become_password") or hv.get("ansible_become_pass")
+        if given:
+            passwords.add(str(given))
     check_hosts(hosts)
-    return hosts
+    if len(passwords) > 1:
+        raise ClusterfileError(f"{display}: the hosts give different ansible_become_password values: sealer uses one")
+    return InventoryFile(hosts, names, passwords.pop() if passwords else None)
 
 
 def _load(path: Path) -> tuple[Any, Any]:
@@ -80,6 +106,8 @@ def _load(path: Path) -> tuple[Any, Any]:
 
     def variables(name: str) -> dict[str, Any]:
         raw = manager.get_vars(host=inventory.get_host(name), include_hostvars=False)
+        # inside ansible-playbook (sealer.cluster.prepare), its -e values are in every host's: not the host's own
+        raw = {k: v for k, v in raw.items() if k not in manager.extra_vars}
         try:
             templated = Templar(loader=loader, variables=raw).template(
                 {k: v for k, v in raw.items() if k not in _ANSIBLE_OWN}

@@ -18,6 +18,8 @@ SSH_ARGS = (
     "-o ControlMaster=auto -o ControlPersist=60s -o ControlPath=~/.ansible/cp/%C"
     " -o Ciphers=^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 )
+# Ansible's scratch space on the hosts: under /tmp, not in root's home
+REMOTE_TMP = "/tmp/.sealer-ansible"
 
 
 @dataclass
@@ -166,8 +168,7 @@ def run_playbook(
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_SSH_RETRIES": "2",
         "ANSIBLE_TIMEOUT": "20",
-        # Ansible's scratch space on the hosts: under /tmp, not in root's home
-        "ANSIBLE_REMOTE_TMP": "/tmp/.sealer-ansible",
+        "ANSIBLE_REMOTE_TMP": REMOTE_TMP,
     }
     runner = ansible_runner.run(
         private_data_dir=str(run_dir),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_bastion, parse_clusterfile
 from sealer.cluster.deploy import run_cluster
-from sealer.cluster.inventory_file import read_inventory
+from sealer.cluster.inventory_file import read_inventory_file
 from sealer.commands._check import print_check
 from sealer.commands._options import reporter_for
 from sealer.commands._output import become_password_source, info, print_json, table
@@ -64,7 +64,10 @@ def _load_cluster(
             raise UsageError("give hosts with -i INVENTORY, with -m/-n or with a Clusterfile: one of them")
         if not image:
             raise UsageError("sealer run -i INVENTORY needs the IMAGE too")
-        return Cluster(name or "my-cluster", Reference.parse(image), ssh, read_inventory(Path(inventory), ssh))
+        read = read_inventory_file(Path(inventory), ssh)
+        cluster = Cluster(name or "my-cluster", Reference.parse(image), ssh, read.hosts)
+        cluster.become_password = read.become_password
+        return cluster
     if clusterfile:
         if masters or nodes:
             raise UsageError("give hosts with -m/-n or with a Clusterfile, not both")

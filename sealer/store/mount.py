@@ -43,27 +43,37 @@ def _overlay(lowers: list[Path], target: Path) -> bool:
     return subprocess.run(args, capture_output=True, check=False).returncode == 0
 
 
-@contextlib.contextmanager
-def mounted_rootfs(store: Store, image: PlatformImage, target: Path) -> Iterator[Path]:
-    """``target`` holds the image's rootfs until the context ends."""
+def mount_rootfs(store: Store, image: PlatformImage, target: Path) -> None:
+    """``target`` holds the image's rootfs until :func:`release_rootfs`: an overlay (or bind)
+    mount of its layers, else a copy."""
     digests = [layer.digest for layer in image.config.layers]
     if not digests:
         raise StoreError(f"image {image.id[:12]} has no layers to mount")
     unmount_all(target)
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    mounted = False
     try:
         lowers = [unpacked_layer(store, d) for d in digests]
-        if os.geteuid() == 0 and not any(has_whiteouts(store, d) for d in digests):
-            mounted = _overlay(lowers, target)
-        if not mounted:
-            apply_layers(store, digests, target)
+        if os.geteuid() == 0 and not any(has_whiteouts(store, d) for d in digests) and _overlay(lowers, target):
+            return
+        apply_layers(store, digests, target)
+    except BaseException:
+        release_rootfs(target)
+        raise
+
+
+def release_rootfs(target: Path) -> None:
+    """Unmount ``target`` (or remove its copy); never a recursive delete where layers are still mounted."""
+    unmount_all(target)
+    if not os.path.ismount(target):
+        shutil.rmtree(target, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def mounted_rootfs(store: Store, image: PlatformImage, target: Path) -> Iterator[Path]:
+    """``target`` holds the image's rootfs until the context ends."""
+    mount_rootfs(store, image, target)
+    try:
         yield target
     finally:
-        if mounted:
-            unmount_all(target)
-            with contextlib.suppress(OSError):
-                target.rmdir()  # never a recursive delete where layers were mounted
-        else:
-            shutil.rmtree(target, ignore_errors=True)
+        release_rootfs(target)

@@ -41,19 +41,6 @@ def wheel_sealer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def collections(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The collection built from the repository root and installed offline into a path of its own."""
-    work = tmp_path_factory.mktemp("collection")
-    galaxy = str(BIN / "ansible-galaxy")
-    subprocess.run([galaxy, "collection", "build", str(ROOT), "--output-path", str(work)],
-                   check=True, capture_output=True, cwd=work)  # fmt: skip
-    tarball = next(work.glob("sealer-cluster-*.tar.gz"))
-    subprocess.run([galaxy, "collection", "install", "--offline", "-p", str(work / "cols"), str(tarball)],
-                   check=True, capture_output=True, cwd=work)  # fmt: skip
-    return work / "cols"
-
-
-@pytest.fixture(scope="module")
 def wheel_cluster(wheel_sealer: Path, run_store: Sealer, sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[tuple[list[SandboxHost], dict[str, object]]]:  # fmt: skip
     """An amd64 master and an arm64 node run by the installed wheel from a directory of its own."""
@@ -80,6 +67,9 @@ def test_the_wheel_is_not_the_checkout(wheel_sealer: Path) -> None:
     assert not content.is_relative_to(ROOT), content
     assert (content / "playbooks" / "run.yml").is_file()
     assert (content / "roles" / "sealer_rootfs" / "tasks" / "main.yml").is_file()
+    # the controller-side steps of the playbooks run without the sealer command
+    assert (content / "plugins" / "action" / "prepare.py").is_file()
+    assert (content / "plugins" / "modules" / "finish.py").is_file()
 
 
 def test_the_installed_wheel_runs_a_mixed_cluster(wheel_cluster: tuple[list[SandboxHost], dict[str, object]]) -> None:

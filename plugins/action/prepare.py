@@ -1,0 +1,47 @@
+# sealer.cluster.prepare: the controller-side step of the collection's playbooks run without the
+# sealer command. An action plugin, not a module: it runs in ansible-playbook's own Python on the
+# controller (where the sealer package is installed beside Ansible; a module on localhost would
+# run in whatever interpreter Ansible discovers there), it reads the inventory sources Ansible
+# was given, and what it prepares (mounts, the cluster's state) is the controller's.
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+
+try:
+    from sealer.cluster.front_door import step
+except ImportError as err:  # said as the task's failure, in the task
+    MISSING = f"the sealer package is not importable by Ansible's Python: {err}"
+else:
+    MISSING = ""
+
+
+class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("image", "cluster", "playbook"))
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        if MISSING:
+            return {**result, "failed": True, "msg": MISSING}
+        args = self._task.args
+        playbook = str(args.get("playbook") or "run")
+        sources = [str(s) for s in task_vars.get("ansible_inventory_sources") or []]
+        if playbook == "run" and self._play_context.check_mode:
+            # preparing writes the cluster's state and mounts on the controller: a check must not
+            result.update(failed=True, msg=(
+                "ansible-playbook --check of sealer.cluster.run on an inventory is not supported: "
+                "sealer run IMAGE -i INVENTORY --check reports what a run would change"
+            ))  # fmt: skip
+        elif playbook == "run":
+            result.update(step("prepare_run", str(args.get("image") or ""), str(args.get("cluster") or ""),
+                                      sources))  # fmt: skip
+        elif playbook == "delete":
+            play_hosts = [str(h) for h in task_vars.get("ansible_play_hosts_all") or []]
+            result.update(step("prepare_delete", str(args.get("cluster") or ""), sources, play_hosts))
+        else:
+            result.update(failed=True, msg=f"playbook must be run or delete, not {playbook!r}")
+        result.setdefault("changed", not result.get("failed", False))
+        return result
