@@ -1,7 +1,8 @@
 """What the controller prepares for a cluster before the playbook runs, all in the cluster's
 directory: the registries of every platform the cluster uses merged into one tree, the kubeadm
 configuration (the image's merged with the Clusterfile's), the registry's htpasswd, and the
-variables the roles read (registry domain and port, the CMDs and their version)."""
+variables the roles read (registry domain and port, the registries the container images come
+from, the CMDs and their version)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sealer.cluster.collection import shared_defaults
 from sealer.cluster.hosts import HostFacts
 from sealer.cluster.registry_tls import ensure_registry_tls
 from sealer.errors import SealerError
+from sealer.oci.reference import DOCKER_HUB, Reference
 from sealer.rootfs_cache.registry_tree import RegistryTree, merge_trees
 from sealer.store.image import Image, PlatformImage
 from sealer.store.layer import unpacked_layer
@@ -44,6 +46,13 @@ def registry_trees(store: Store, images: list[PlatformImage]) -> list[Path]:
                 if (tree / "docker").is_dir():
                     trees.append(tree)
     return trees
+
+
+def upstream_registries(images: list[PlatformImage]) -> list[str]:
+    """The registries the images' container images come from, every platform's: each host's
+    container runtime is pointed at the cluster registry for each of them (hosts.toml)."""
+    refs = {ref for image in images for ref in image.config.images}
+    return sorted({Reference.parse(ref).registry or DOCKER_HUB for ref in refs})
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +153,7 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
         "sealer_registry_port": int(settings.get("port") or shared_defaults()["sealer_registry_port"]),
         "sealer_registry_source": str(tree),
         "sealer_registry_htpasswd": str(htpasswd) if htpasswd.exists() else "",
+        "sealer_runtime_registries": upstream_registries(images),
         "sealer_kubernetes_config": kubeadm_file,
         "sealer_app_commands": commands,
         "sealer_app_version": version,
