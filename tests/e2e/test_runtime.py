@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import yaml
 
@@ -17,6 +18,7 @@ from tests.helpers import Sealer
 IMAGE = "kubernetes-multi-arch:v1.19.8"
 CERTS = "/etc/containerd/certs.d"
 # what each stand-in image carries (scripts/upstream-registry.py): a file naming image and architecture
+DASHBOARD = "kubernetesui/dashboard:v2.5.1"
 RELEASE = {"kubernetesui/dashboard": "dashboard", "bitnami/mysql": "mysqld"}
 # the containerd in the nspawn hosts: /var/lib/containerd is on the host's overlay root, where
 # the overlayfs snapshotter cannot stack another overlay; the native one copies
@@ -81,5 +83,46 @@ def test_containerd_pulls_every_listed_image_through_the_cluster_registry(run_st
                      "/usr/local/bin/ctr", "/usr/local/sbin/runc", "/var/lib/containerd"):  # fmt: skip
             assert host.ssh(f"test -e {path}", check=False).returncode == 1, (host.address, path)
         # nothing else is left of it either (its data, the directories it made)
-        assert host_state(host) == before[host.address], host.address
+        after = host_state(host).splitlines()
+        left, gone = (
+            set(after) - set(before[host.address].splitlines()),
+            set(before[host.address].splitlines()) - set(after),
+        )
+        assert (host.address, sorted(left), sorted(gone)) == (host.address, [], [])
     assert not cluster_dir(run_store, "ctrd").exists()
+
+
+def test_containerd_pulls_through_a_tls_registry_trusting_the_cluster_ca(
+    run_store: Sealer, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    host = sandbox.hosts[2]  # amd64
+    clusterfile = tmp_path / "Clusterfile"
+    clusterfile.write_text(f"""\
+apiVersion: sealer.cloud/v2
+kind: Cluster
+metadata:
+  name: ctrtls
+spec:
+  image: {IMAGE}
+  ssh:
+    pk: {host.key}
+  hosts:
+    - ips: [{host.address}]
+      roles: [master]
+  registry:
+    tls: true
+""")
+    run_store.run("run", "-f", str(clusterfile))
+    try:
+        ca = f"{CERTS}/sea.hub:5000/ca.crt"
+        for registry in ("docker.io", "sea.hub:5000"):
+            hosts_toml = host.ssh(f"cat {CERTS}/{registry}/hosts.toml").stdout
+            assert '[host."https://sea.hub:5000"]' in hosts_toml and f'ca = "{ca}"' in hosts_toml, hosts_toml
+        for ref in listed_images(run_store):
+            assert f"stand-in for linux/{host.arch}" in pull_and_read(host, ref)
+        # the registry's own name resolves through the same files (kubeadm's images are named so)
+        own = f"ctr -n k8s.io images pull --snapshotter {SNAPSHOTTER} --hosts-dir {CERTS} sea.hub:5000/{DASHBOARD}"
+        assert host.ssh(own, check=False).returncode == 0
+    finally:
+        run_store.run("delete", "--all", "--cluster", "ctrtls")
+    assert host.ssh(f"test -e {CERTS}", check=False).returncode == 1
