@@ -6,8 +6,10 @@ cluster registry (the sandbox hosts have no other network), for the host's own a
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -19,6 +21,7 @@ IMAGE = "kubernetes-multi-arch:v1.19.8"
 CERTS = "/etc/containerd/certs.d"
 # what each stand-in image carries (scripts/upstream-registry.py): a file naming image and architecture
 DASHBOARD = "kubernetesui/dashboard:v2.5.1"
+CANARY = "Canary-Runtime-Pa55"
 RELEASE = {"kubernetesui/dashboard": "dashboard", "bitnami/mysql": "mysqld"}
 # the containerd in the nspawn hosts: /var/lib/containerd is on the host's overlay root, where
 # the overlayfs snapshotter cannot stack another overlay; the native one copies
@@ -92,7 +95,7 @@ def test_containerd_pulls_every_listed_image_through_the_cluster_registry(run_st
     assert not cluster_dir(run_store, "ctrd").exists()
 
 
-def test_containerd_pulls_through_a_tls_registry_trusting_the_cluster_ca(
+def test_containerd_pulls_through_a_tls_registry_with_the_cluster_ca_and_credentials(
     run_store: Sealer, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     host = sandbox.hosts[2]  # amd64
@@ -111,6 +114,8 @@ spec:
       roles: [master]
   registry:
     tls: true
+    username: admin
+    password: {CANARY}
 """)
     run_store.run("run", "-f", str(clusterfile))
     try:
@@ -118,11 +123,28 @@ spec:
         for registry in ("docker.io", "sea.hub:5000"):
             hosts_toml = host.ssh(f"cat {CERTS}/{registry}/hosts.toml").stdout
             assert '[host."https://sea.hub:5000"]' in hosts_toml and f'ca = "{ca}"' in hosts_toml, hosts_toml
+            # the cluster's own pull credential, never the operator's password; root's alone
+            assert 'Authorization = "Basic ' in hosts_toml and CANARY not in hosts_toml
+            assert host.ssh(f"stat -c '%a %U' {CERTS}/{registry}/hosts.toml").stdout.split() == ["600", "root"]
         for ref in listed_images(run_store):
             assert f"stand-in for linux/{host.arch}" in pull_and_read(host, ref)
         # the registry's own name resolves through the same files (kubeadm's images are named so)
         own = f"ctr -n k8s.io images pull --snapshotter {SNAPSHOTTER} --hosts-dir {CERTS} sea.hub:5000/{DASHBOARD}"
         assert host.ssh(own, check=False).returncode == 0
+        # the credential is kept with the cluster's state (0600) and appears nowhere else: not in
+        # the inventory or ansible-runner's artifacts (events, stdout), nor in any log on the host
+        pull = cluster_dir(run_store, "ctrtls") / "registry-pull"
+        assert pull.stat().st_mode & 0o777 == 0o600
+        credential = pull.read_text().strip()
+        header = base64.b64encode(credential.encode()).decode()
+        for secret in (credential.partition(":")[2], header, CANARY):
+            found = subprocess.run(["grep", "-rlF", secret, str(run_store.root)], capture_output=True, text=True,
+                                   check=False).stdout.split()  # fmt: skip
+            assert found in ([], [str(pull)]), found
+            assert host.ssh("grep -rlF -f - /var/log /var/lib/sealer /tmp", check=False, input=secret).stdout == ""
+        # an unchanged re-run changes nothing
+        again = json.loads(run_store.run("run", "-f", str(clusterfile), "--output", "json").stdout)
+        assert [h["changed"] for h in again["hosts"]] == [0]
     finally:
         run_store.run("delete", "--all", "--cluster", "ctrtls")
     assert host.ssh(f"test -e {CERTS}", check=False).returncode == 1
