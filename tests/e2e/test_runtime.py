@@ -23,8 +23,9 @@ CERTS = "/etc/containerd/certs.d"
 DASHBOARD = "kubernetesui/dashboard:v2.5.1"
 CANARY = "Canary-Runtime-Pa55"
 RELEASE = {"kubernetesui/dashboard": "dashboard", "bitnami/mysql": "mysqld"}
-# the containerd in the nspawn hosts: /var/lib/containerd is on the host's overlay root, where
-# the overlayfs snapshotter cannot stack another overlay; the native one copies
+# containerd's overlayfs snapshotter loads in the nspawn hosts (their root is itself an overlay)
+# and handles the single-layer stand-ins; the native one (plain copies) does not depend on overlay
+# mounts stacked on an overlay root, whatever the images' layers
 SNAPSHOTTER = "native"
 
 
