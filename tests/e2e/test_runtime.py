@@ -23,10 +23,9 @@ CERTS = "/etc/containerd/certs.d"
 DASHBOARD = "kubernetesui/dashboard:v2.5.1"
 CANARY = "Canary-Runtime-Pa55"
 RELEASE = {"kubernetesui/dashboard": "dashboard", "bitnami/mysql": "mysqld"}
-# containerd's overlayfs snapshotter loads in the nspawn hosts (their root is itself an overlay)
-# and handles the single-layer stand-ins; the native one (plain copies) does not depend on overlay
-# mounts stacked on an overlay root, whatever the images' layers
-SNAPSHOTTER = "native"
+# containerd's default snapshotter, overlayfs: it works in the nspawn hosts, whose root is itself
+# an overlay (the stand-ins have one layer each: mounted as a bind of the snapshot)
+SNAPSHOTTER = "overlayfs"
 
 
 def listed_images(store: Sealer) -> list[str]:
