@@ -361,6 +361,10 @@ def _env(spec: dict[str, Any], display: str) -> dict[str, str]:
     return env
 
 
+# the cluster's own registry user, which containerd on every host pulls with (htpasswd on)
+REGISTRY_PULL_USER = "sealer-pull"
+
+
 def _registry_spec(value: Any, display: str) -> tuple[str | None, str | None, str | None, bool]:
     """``spec.registry``: a host address, or ``{host, username, password, tls}``: htpasswd
     authentication, and TLS with a certificate from the cluster's own CA."""
@@ -376,6 +380,8 @@ def _registry_spec(value: Any, display: str) -> tuple[str | None, str | None, st
     password = str(value["password"]) if value.get("password") is not None else None
     if password is not None and not user:
         raise ClusterfileError(f"{display}: spec.registry.password needs spec.registry.username")
+    if user == REGISTRY_PULL_USER:
+        raise ClusterfileError(f"{display}: spec.registry.username {user} is sealer's own pull user")
     tls = value.get("tls", False)
     if not isinstance(tls, bool):
         raise ClusterfileError(f"{display}: spec.registry.tls is true or false, not {tls!r}")

@@ -1,13 +1,14 @@
 """What the controller prepares for a cluster before the playbook runs, all in the cluster's
 directory: the registries of every platform the cluster uses merged into one tree, the kubeadm
 configuration (the image's merged with the Clusterfile's), the registry's htpasswd, and the
-variables the roles read (registry domain and port, the CMDs and their version)."""
+variables the roles read (registry domain and port, the registries the container images come
+from, the CMDs and their version)."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,13 @@ import bcrypt
 import yaml
 
 from sealer._fs import atomic_write
+from sealer.cluster.clusterfile import REGISTRY_PULL_USER as PULL_USER
 from sealer.cluster.clusterfile import Cluster
 from sealer.cluster.collection import shared_defaults
 from sealer.cluster.hosts import HostFacts
 from sealer.cluster.registry_tls import ensure_registry_tls
-from sealer.errors import SealerError
+from sealer.errors import InvalidReferenceError, SealerError
+from sealer.oci.reference import DOCKER_HUB, Reference
 from sealer.rootfs_cache.registry_tree import RegistryTree, merge_trees
 from sealer.store.image import Image, PlatformImage
 from sealer.store.layer import unpacked_layer
@@ -46,6 +49,18 @@ def registry_trees(store: Store, images: list[PlatformImage]) -> list[Path]:
     return trees
 
 
+def upstream_registries(image: str, refs: list[str]) -> list[str]:
+    """The registries the image's container images come from (every platform's list): each
+    host's container runtime is pointed at the cluster registry for each of them (hosts.toml)."""
+    registries = set()
+    for ref in refs:
+        try:
+            registries.add(Reference.parse(ref).registry or DOCKER_HUB)
+        except InvalidReferenceError as err:
+            raise SealerError(f"image {image} lists an invalid image reference {ref!r}: {err}") from err
+    return sorted(registries)
+
+
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in override.items():
@@ -69,15 +84,31 @@ def merge_kubeadm(base_text: str, docs: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(merged, sort_keys=False)
 
 
-def write_htpasswd(path: Path, username: str, password: str) -> None:
-    """Kept as it is when it already holds this user and password: a new salt would be a change
-    the hosts see (the registry restarted for nothing)."""
+def write_htpasswd(path: Path, users: dict[str, str]) -> None:
+    """Kept as it is when it already holds these users and passwords: a new salt would be a
+    change the hosts see (the registry restarted for nothing)."""
     if path.exists():
-        user, _, old = path.read_text().strip().partition(":")
-        if user == username and old and bcrypt.checkpw(password.encode(), old.encode()):
-            return
-    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
-    atomic_write(path, f"{username}:{hashed}\n".encode(), mode=0o600)
+        lines = [line.partition(":") for line in path.read_text().splitlines() if line]
+        old = {user: hashed for user, _, hashed in lines}
+        try:
+            if old.keys() == users.keys() and all(bcrypt.checkpw(users[u].encode(), old[u].encode()) for u in users):
+                return
+        except ValueError:  # not a bcrypt hash: written anew
+            pass
+    lines_out = [f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=10)).decode()}\n" for u, p in users.items()]
+    atomic_write(path, "".join(lines_out).encode(), mode=0o600)
+
+
+def pull_credential(path: Path) -> str:
+    """``user:password`` of the cluster's own pull user, made once and kept (0600) with the
+    cluster's state like its SSH and CA keys: containerd on every host pulls with it, so that
+    join and re-runs can give new hosts a credential without the operator's password, which is
+    never stored."""
+    if path.exists():
+        return path.read_text().strip()
+    credential = f"{PULL_USER}:{secrets.token_urlsafe(32)}"
+    atomic_write(path, f"{credential}\n".encode(), mode=0o600)
+    return credential
 
 
 def check_kubeadm_config(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostFacts]) -> None:
@@ -123,10 +154,14 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
         kubeadm_file = str(cdir / "kubeadm.yml")
     # registry credentials: a bcrypt hash on disk, the password nowhere
     htpasswd = cdir / "htpasswd"
+    pull = cdir / "registry-pull"
     if cluster.registry_username and cluster.registry_password is not None:
-        write_htpasswd(htpasswd, cluster.registry_username, cluster.registry_password)
-    elif not cluster.registry_username and htpasswd.exists():
-        os.unlink(htpasswd)
+        _, _, pull_password = pull_credential(pull).partition(":")
+        users = {cluster.registry_username: cluster.registry_password, PULL_USER: pull_password}
+        write_htpasswd(htpasswd, users)
+    elif not cluster.registry_username:
+        for path in (htpasswd, pull):
+            path.unlink(missing_ok=True)
     domain = str(settings.get("domain") or shared_defaults()["sealer_registry_domain"])
     tls_vars = {"sealer_registry_ca": "", "sealer_registry_tls_cert": "", "sealer_registry_tls_key": ""}
     if cluster.registry_tls or settings.get("tls") is True:
@@ -144,6 +179,8 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
         "sealer_registry_port": int(settings.get("port") or shared_defaults()["sealer_registry_port"]),
         "sealer_registry_source": str(tree),
         "sealer_registry_htpasswd": str(htpasswd) if htpasswd.exists() else "",
+        "sealer_runtime_registries": upstream_registries(image.name, [r for i in images for r in i.config.images]),
+        "sealer_runtime_credentials": str(pull) if htpasswd.exists() and pull.exists() else "",
         "sealer_kubernetes_config": kubeadm_file,
         "sealer_app_commands": commands,
         "sealer_app_version": version,
