@@ -1,0 +1,56 @@
+"""What a sandbox's link rate and a run's Ansible forks become, before any host is involved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sealer.cluster import runner
+from sealer.errors import SandboxError
+from sealer.progress import SilentReporter
+from sealer.sandbox.lifecycle import parse_link_rate
+
+
+@pytest.mark.parametrize(
+    ("text", "bits"),
+    [("100mbit", 100_000_000), ("50Mbit", 50_000_000), ("1gbit", 1_000_000_000), ("512kbit", 512_000)],
+)
+def test_link_rate_reads_tc_units(text: str, bits: int) -> None:
+    assert parse_link_rate(text) == bits
+
+
+@pytest.mark.parametrize("text", ["fast", "100", "0mbit", "100mb", "-5mbit", "100mbit;reboot", "99999gbit"])
+def test_link_rate_refuses_what_tc_would_not_read_as_a_rate(text: str) -> None:
+    with pytest.raises(SandboxError, match="link rate"):
+        parse_link_rate(text)
+
+
+@pytest.mark.parametrize("hosts", [1, 2, 5, 8, 16, 32])
+def test_forks_follow_the_number_of_hosts(hosts: int) -> None:
+    assert runner.forks_for(hosts) == hosts
+
+
+def test_forks_stop_at_the_cap() -> None:
+    assert runner.forks_for(350) == runner.FORKS_CAP
+    assert runner.forks_for(0) == 1
+
+
+def test_run_playbook_gives_ansible_forks_for_its_hosts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    class Finished:
+        status, rc = "successful", 0
+
+    def fake_run(**kwargs: Any) -> Finished:
+        seen.update(kwargs)
+        return Finished()
+
+    import ansible_runner
+
+    monkeypatch.setattr(ansible_runner, "run", fake_run)
+    runner.run_playbook("run", tmp_path / "inventory.yaml", tmp_path / "run", SilentReporter(), host_count=12)
+    assert seen["envvars"]["ANSIBLE_FORKS"] == "12"
+    runner.run_playbook("run", tmp_path / "inventory.yaml", tmp_path / "run2", SilentReporter(), host_count=400)
+    assert seen["envvars"]["ANSIBLE_FORKS"] == str(runner.FORKS_CAP)
