@@ -322,11 +322,17 @@ def sandbox() -> None:
 @click.option("--hosts", required=True, metavar="ARCH,ARCH,...", help="One host per entry: amd64 or arm64.")
 @click.option("--user", default="", metavar="USER", help="A login user with sudo on every host; root cannot log in.")
 @click.option("--sudo-password", is_flag=True, help="The user's sudo asks for the sandbox's password.")
-def sandbox_up(name: str, hosts: str, user: str, sudo_password: bool) -> None:
+@click.option(
+    "--link-rate",
+    default="",
+    metavar="RATE",
+    help="Limit each host's link (both ways) and the controller's uplink to RATE with tc, e.g. 100mbit.",
+)
+def sandbox_up(name: str, hosts: str, user: str, sudo_password: bool, link_rate: str) -> None:
     """Boot a sandbox: one host per --hosts entry, each running systemd."""
     from sealer.commands import sandbox as cmd
 
-    cmd.up(name, hosts, user, sudo_password)
+    cmd.up(name, hosts, user, sudo_password, link_rate)
 
 
 @sandbox.command("down")

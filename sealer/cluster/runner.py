@@ -13,6 +13,11 @@ from sealer.cluster.collection import collections_path
 from sealer.cluster.collection import playbook as collection_playbook
 from sealer.progress import Reporter
 
+# Ansible runs a task on at most this many hosts at once (one worker process, and one ssh
+# session, each). A fork costs the controller some 40 MB and CPU for its ssh session; see
+# forks_for and docs/scale.md for the measurement behind the cap.
+FORKS_CAP = 50
+
 SSH_ARGS = (
     "-o ControlMaster=auto -o ControlPersist=60s -o ControlPath=~/.ansible/cp/%C"
     " -o Ciphers=^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
@@ -66,6 +71,13 @@ def _reason(res: dict[str, Any]) -> str:
     return "failed"
 
 
+def forks_for(hosts: int) -> int:
+    """Forks follow the number of hosts, so that every host runs each task at once (Ansible's
+    linear strategy waits for the slowest host of a task before the next one, and with
+    ansible-runner's default of 5 a 16-host task takes four rounds), up to FORKS_CAP."""
+    return max(1, min(hosts, FORKS_CAP))
+
+
 def run_playbook(
     playbook: str,
     inventory: Path,
@@ -74,6 +86,7 @@ def run_playbook(
     extravars: dict[str, Any] | None = None,
     tags: str | None = None,
     limit: str | None = None,
+    host_count: int = FORKS_CAP,
 ) -> PlaybookResult:
     import ansible_runner
 
@@ -108,7 +121,7 @@ def run_playbook(
     envvars = {
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "ANSIBLE_COLLECTIONS_PATH": str(collections_path(run_dir.parent)),
-        "ANSIBLE_FORKS": "50",
+        "ANSIBLE_FORKS": str(forks_for(host_count)),
         "ANSIBLE_PIPELINING": "True",
         # Ansible's default ssh_args carry -C: zlib caps every rootfs transfer at some 30 MB/s.
         # AES-GCM first: x86 (AES-NI) and ARMv8 (crypto extension) do it in hardware, so the

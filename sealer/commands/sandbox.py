@@ -5,10 +5,11 @@ from sealer.oci.platform import Platform
 from sealer.sandbox import lifecycle as sandbox
 
 
-def up(name: str, hosts: str, user: str = "", sudo_password: bool = False) -> None:
-    box = sandbox.up(name, [Platform.parse(h) for h in hosts.split(",")], info, user, sudo_password)
+def up(name: str, hosts: str, user: str = "", sudo_password: bool = False, link_rate: str = "") -> None:
+    box = sandbox.up(name, [Platform.parse(h) for h in hosts.split(",")], info, user, sudo_password, link_rate)
     login = f"user {box.user} (root login refused)" if box.user else "user root"
-    info(f"sandbox {box.name} is up: {len(box.hosts)} hosts, {login}, key {box.key}")
+    links = f", links at {box.link_rate}" if box.link_rate else ""
+    info(f"sandbox {box.name} is up: {len(box.hosts)} hosts, {login}{links}, key {box.key}")
     ls("text", only=name)
 
 
@@ -35,6 +36,7 @@ def ls(output: str, only: str | None = None) -> None:
             "user": b.user or "root",
             "netns": h.netns,
             "link": h.veth,
+            "linkRate": b.link_rate or None,
         }
         for b in boxes
         for h in b.hosts
@@ -42,4 +44,7 @@ def ls(output: str, only: str | None = None) -> None:
     if output == "json":
         print_json(rows)
         return
-    table(["SANDBOX", "HOST", "ADDRESS", "PLATFORM", "KEY", "PASSWORD FILE"], [list(r.values())[:6] for r in rows])
+    table(
+        ["SANDBOX", "HOST", "ADDRESS", "PLATFORM", "KEY", "PASSWORD FILE"],
+        [[str(v) for v in list(r.values())[:6]] for r in rows],
+    )

@@ -57,6 +57,11 @@ ARM64_CPUINFO = "".join(
 )
 ARM64_CPUINFO_PATH = "/usr/lib/sealer-sandbox/cpuinfo"
 
+# --link-rate: tc's own spelling (100mbit), up to 10 Gbit/s
+_RATE = re.compile(r"^([1-9][0-9]{0,6})(kbit|mbit|gbit)$")
+_RATE_UNIT = {"kbit": 1_000, "mbit": 1_000_000, "gbit": 1_000_000_000}
+MAX_LINK_RATE = 10_000_000_000
+
 
 @dataclass
 class SandboxHost:
@@ -81,6 +86,7 @@ class Sandbox:
     hosts: list[SandboxHost]
     user: str = ""  # a login user with sudo; root cannot log in over SSH when set
     sudo_password: bool = False  # the user's sudo asks for the sandbox's password
+    link_rate: str = ""  # each host's link and the controller's uplink, as tc reads it (100mbit)
 
     @property
     def password_file(self) -> str:
@@ -102,6 +108,7 @@ class Sandbox:
             hosts,
             str(data.get("user") or ""),
             bool(data.get("sudo_password")),
+            str(data.get("link_rate") or ""),
         )
 
 
@@ -241,9 +248,23 @@ def list_sandboxes() -> list[Sandbox]:
     return [load(p.name) for p in sorted(base.iterdir()) if (p / "sandbox.json").exists()]
 
 
-def up(name: str, platforms: list[Platform], log: Log, user: str = "", sudo_password: bool = False) -> Sandbox:
+def parse_link_rate(text: str) -> int:
+    """Bits per second of a rate written as tc writes it (50mbit, 1gbit)."""
+    match = _RATE.fullmatch(text.lower())
+    bits = int(match.group(1)) * _RATE_UNIT[match.group(2)] if match else 0
+    if not 0 < bits <= MAX_LINK_RATE:
+        raise SandboxError(f"invalid link rate {text!r}: a number and kbit, mbit or gbit, at most 10gbit (100mbit)")
+    return bits
+
+
+def up(
+    name: str, platforms: list[Platform], log: Log, user: str = "", sudo_password: bool = False, link_rate: str = ""
+) -> Sandbox:
     check_name(name, "sandbox")
     _require_root()
+    if link_rate:
+        parse_link_rate(link_rate)
+        link_rate = link_rate.lower()
     if not _NAME.match(name):
         raise SandboxError(f"invalid sandbox name {name!r}: lowercase letters, digits and '-', at most 16")
     if user and (not _USER.match(user) or user == "root"):
@@ -264,7 +285,14 @@ def up(name: str, platforms: list[Platform], log: Log, user: str = "", sudo_pass
             raise SandboxError(f"sandbox {name} exists already: 'sealer sandbox down {name}' first")
         used = {s.index for s in list_sandboxes()}
         # a bridge of that number may belong to a sandbox under another SEALER_SANDBOX_ROOT
-        index = next((i for i in range(1, 255) if i not in used and not Path(f"/sys/class/net/slbr{i}").exists()), None)
+        index = next(
+            (
+                i
+                for i in range(1, 255)
+                if i not in used and not any(Path(f"/sys/class/net/{d}{i}").exists() for d in ("slbr", "slif"))
+            ),
+            None,
+        )
         if index is None:
             raise SandboxError("every sandbox address range is in use")
         box = Sandbox(
@@ -285,6 +313,7 @@ def up(name: str, platforms: list[Platform], log: Log, user: str = "", sudo_pass
             ],
             user=user,
             sudo_password=sudo_password,
+            link_rate=link_rate,
         )
         box_dir = root / "sandboxes" / name
         box_dir.mkdir(parents=True, exist_ok=True)
@@ -307,6 +336,7 @@ def _make(box: Sandbox, log: Log) -> None:
     _run("ip", "link", "add", box.bridge, "type", "bridge")
     _run("ip", "addr", "add", f"{box.gateway}/24", "dev", box.bridge)
     _run("ip", "link", "set", box.bridge, "up")
+    _shape_uplink(box)
     for host in box.hosts:
         _make_host(box, host, hashed)
     for host in box.hosts:
@@ -403,6 +433,7 @@ def _start_host(box: Sandbox, host: SandboxHost) -> None:
     _run("ip", "-n", host.netns, "link", "set", "eth0", "up")
     _run("ip", "-n", host.netns, "link", "set", "lo", "up")
     _run("ip", "-n", host.netns, "route", "add", "default", "via", box.gateway)
+    _shape_host_link(box, host)
     # nspawn itself runs in this machine's namespaces (inside 'ip netns exec' it would see a
     # /sys without cgroups) and puts the host into its network namespace
     args = [
@@ -419,6 +450,49 @@ def _start_host(box: Sandbox, host: SandboxHost) -> None:
             args, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True
         )
     (hdir / "nspawn.pid").write_text(f"{nspawn.pid}\n")
+
+
+def _tbf(box: Sandbox) -> list[str]:
+    """A token bucket at the link rate: packets beyond it wait in the queue (up to 50 ms of it),
+    as on a real NIC, rather than being dropped. The bucket holds 10 ms of the rate, at least
+    64 KiB: a veth hands over 64 KiB GSO packets, which a smaller bucket would cut up in software."""
+    bits = parse_link_rate(box.link_rate)
+    burst = max(bits // 8 // 100, 64 << 10)
+    return ["root", "tbf", "rate", box.link_rate, "burst", str(burst), "latency", "50ms"]
+
+
+def _uplink_ifb(box: Sandbox) -> str:
+    return f"slif{box.index}"
+
+
+def _shape_uplink(box: Sandbox) -> None:
+    """The controller's one uplink to every host, both ways. What it sends leaves through the
+    bridge's own device: shaped at its egress, like a host's link. What it receives arrives at
+    the bridge device's ingress, where nothing can queue: it is redirected to an ifb device of
+    the sandbox's and shaped at that device's egress (this kernel has no ingress policer, and a
+    policer would drop above the rate where a real NIC queues)."""
+    if not box.link_rate:
+        return
+    ifb = _uplink_ifb(box)
+    _run("tc", "qdisc", "replace", "dev", box.bridge, *_tbf(box))
+    _run("ip", "link", "add", ifb, "type", "ifb")
+    _run("ip", "link", "set", ifb, "up")
+    _run("tc", "qdisc", "replace", "dev", ifb, *_tbf(box))
+    _run("tc", "qdisc", "add", "dev", box.bridge, "handle", "ffff:", "ingress")
+    every_packet = ["protocol", "all", "u32", "match", "u32", "0", "0"]
+    redirect = ["action", "mirred", "egress", "redirect", "dev", ifb]
+    _run("tc", "filter", "add", "dev", box.bridge, "parent", "ffff:", *every_packet, *redirect)
+
+
+def _shape_host_link(box: Sandbox, host: SandboxHost) -> None:
+    """A host behind a RATE NIC, both ways, each shaped where its packets leave: the host's
+    eth0 (its uploads, to peers and the controller alike) and the bridge's end of its veth (its
+    downloads). Egress on both ends of the veth needs no ifb device and queues instead of
+    dropping, so TCP sees the link as a real one; made again with the veth at every boot."""
+    if not box.link_rate:
+        return
+    _run("tc", "-n", host.netns, "qdisc", "replace", "dev", "eth0", *_tbf(box))
+    _run("tc", "qdisc", "replace", "dev", host.veth, *_tbf(box))
 
 
 def _wait_for_sshd(box: Sandbox, host: SandboxHost, timeout: float = BOOT_TIMEOUT) -> None:
@@ -511,5 +585,7 @@ def _teardown(box: Sandbox) -> None:
     for host in box.hosts:
         _stop_host(box, host)
     _run("ip", "link", "del", box.bridge, check=False)
+    if box.link_rate:
+        _run("ip", "link", "del", _uplink_ifb(box), check=False)
     unmount_all(box_dir)
     shutil.rmtree(box_dir, ignore_errors=True)
