@@ -62,6 +62,12 @@ _RATE = re.compile(r"^([1-9][0-9]{0,6})(kbit|mbit|gbit)$")
 _RATE_UNIT = {"kbit": 1_000, "mbit": 1_000_000, "gbit": 1_000_000_000}
 MAX_LINK_RATE = 10_000_000_000
 
+# systemd, logind and dbus of a booted host hold some 8 inotify instances, all counted against
+# this machine's root; past Linux's default limit (128) a host's systemd stalls early in its boot
+# ("Failed to acquire watch file descriptor: Too many open files"), at about 20 hosts
+INOTIFY_PER_HOST = 10
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+
 
 @dataclass
 class SandboxHost:
@@ -257,6 +263,16 @@ def parse_link_rate(text: str) -> int:
     return bits
 
 
+def ensure_inotify_instances(hosts: int, limit: Path = INOTIFY_INSTANCES) -> int | None:
+    """Raise the inotify instance limit so that ``hosts`` more hosts can boot on top of what
+    the machine already uses (the default 128 left for it); never lowered. The new limit, if raised."""
+    needed = 128 + INOTIFY_PER_HOST * hosts
+    if int(limit.read_text()) >= needed:
+        return None
+    limit.write_text(f"{needed}\n")
+    return needed
+
+
 def up(
     name: str, platforms: list[Platform], log: Log, user: str = "", sudo_password: bool = False, link_rate: str = ""
 ) -> Sandbox:
@@ -315,6 +331,10 @@ def up(
             sudo_password=sudo_password,
             link_rate=link_rate,
         )
+        running = sum(len(b.hosts) for b in list_sandboxes()) + len(platforms)
+        raised = ensure_inotify_instances(running)
+        if raised:
+            log(f"raised fs.inotify.max_user_instances to {raised} for {running} sandbox hosts")
         box_dir = root / "sandboxes" / name
         box_dir.mkdir(parents=True, exist_ok=True)
         # Written first, so that 'down' can clean up whatever a failed 'up' left.

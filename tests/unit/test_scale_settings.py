@@ -10,7 +10,7 @@ import pytest
 from sealer.cluster import runner
 from sealer.errors import SandboxError
 from sealer.progress import SilentReporter
-from sealer.sandbox.lifecycle import parse_link_rate
+from sealer.sandbox.lifecycle import INOTIFY_PER_HOST, ensure_inotify_instances, parse_link_rate
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,15 @@ def test_run_playbook_gives_ansible_forks_for_its_hosts(monkeypatch: pytest.Monk
     assert seen["envvars"]["ANSIBLE_FORKS"] == "12"
     runner.run_playbook("run", tmp_path / "inventory.yaml", tmp_path / "run2", SilentReporter(), host_count=400)
     assert seen["envvars"]["ANSIBLE_FORKS"] == str(runner.FORKS_CAP)
+
+
+def test_inotify_instances_are_raised_for_many_hosts_and_never_lowered(tmp_path: Path) -> None:
+    # each booted host's systemd, logind and dbus hold some 8 inotify instances of root's; at
+    # Linux's default of 128, a 32-host sandbox stops booting at host 20 ("Too many open files")
+    limit = tmp_path / "max_user_instances"
+    limit.write_text("128\n")
+    assert ensure_inotify_instances(32, limit) == INOTIFY_PER_HOST * 32 + 128
+    assert int(limit.read_text()) == INOTIFY_PER_HOST * 32 + 128
+    limit.write_text("100000\n")
+    assert ensure_inotify_instances(32, limit) is None
+    assert limit.read_text() == "100000\n"
