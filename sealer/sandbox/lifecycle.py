@@ -26,7 +26,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from sealer._fs import atomic_write, file_lock
@@ -104,7 +104,9 @@ class Sandbox:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Sandbox:
-        hosts = [SandboxHost(**h) for h in data["hosts"]]  # type: ignore[attr-defined]
+        # fields a later sealer added (sandboxes of several versions share one root) are left out
+        known = {f.name for f in fields(SandboxHost)}
+        hosts = [SandboxHost(**{k: v for k, v in h.items() if k in known}) for h in data["hosts"]]  # type: ignore[attr-defined]
         return cls(
             str(data["name"]),
             int(data["index"]),  # type: ignore[call-overload]
