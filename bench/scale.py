@@ -232,7 +232,13 @@ def main() -> None:
                 for h in some:
                     on_host(key, h["address"], f"rm -rf {BASELINE_DIR}")
                 sealer(env, "delete", "--all", "--cluster", cluster)
-                print(f"... {n} hosts done: rsync {base:.1f} s, sealer {rows[-1]['delivery']:.1f} s", flush=True)
+                task = rows[-1]["task"]
+                print(
+                    f"... {n} hosts: rsync {base:.1f} s, sealer {rows[-1]['delivery']:.1f} s ({rows[-1]['method']}),"
+                    f" rootfs task {task if task is None else round(task, 1)} s,"
+                    f" trees {'identical' if not differs else 'DIFFER'}",
+                    flush=True,
+                )
 
         mib = {p: s / 2**20 for p, s in size.items()}
         print("rootfs per platform: " + ", ".join(f"{p} {m:.0f} MiB" for p, m in mib.items())
