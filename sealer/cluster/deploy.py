@@ -155,10 +155,7 @@ def run_cluster(
             if password is not None:
                 extravars = stack.enter_context(password_socket(password))
             with reporter.task(f"running playbooks/run.yml on {len(cluster.hosts)} hosts"):
-                result = run_playbook(
-                    "run", cdir / "inventory.yaml", run_dir, reporter, extravars=extravars,
-                    host_count=len(cluster.hosts),
-                )  # fmt: skip
+                result = run_playbook("run", cdir / "inventory.yaml", run_dir, reporter, extravars=extravars)
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
         return RunResult(cluster, cdir, facts, result, image_ids)
@@ -271,9 +268,8 @@ def delete_hosts(
             if password is not None:
                 extravars = stack.enter_context(password_socket(password))
             result = run_playbook(
-                "delete", cdir / "inventory.yaml", run_dir, reporter, extravars=extravars, limit=",".join(targets),
-                host_count=len(targets),
-            )  # fmt: skip
+                "delete", cdir / "inventory.yaml", run_dir, reporter, extravars=extravars, limit=",".join(targets)
+            )
         if result.failures:
             raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
         if not remaining:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from sealer.cluster.collection import collections_path
 from sealer.cluster.collection import playbook as collection_playbook
 from sealer.progress import Reporter
@@ -17,6 +19,26 @@ from sealer.progress import Reporter
 # session, each). A fork costs the controller some 40 MB and CPU for its ssh session; see
 # forks_for and docs/scale.md for the measurement behind the cap.
 FORKS_CAP = 50
+
+
+def forks_for(hosts: int) -> int:
+    """Forks follow the number of hosts, so that every host runs each task at once (Ansible's
+    linear strategy waits for the slowest host of a task before the next one, and with
+    ansible-runner's default of 5 a 16-host task takes four rounds), up to FORKS_CAP."""
+    return max(1, min(hosts, FORKS_CAP))
+
+
+def playbook_hosts(inventory: Path, limit: str | None) -> int:
+    """The hosts a playbook runs on: the limit's, else every host of sealer's inventory (each
+    one is under all.hosts); FORKS_CAP when the inventory cannot be read (Ansible will say why)."""
+    if limit:
+        return len([h for h in limit.split(",") if h])
+    try:
+        data = yaml.safe_load(inventory.read_text())
+        return len(data["all"]["hosts"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return FORKS_CAP
+
 
 SSH_ARGS = (
     "-o ControlMaster=auto -o ControlPersist=60s -o ControlPath=~/.ansible/cp/%C"
@@ -71,13 +93,6 @@ def _reason(res: dict[str, Any]) -> str:
     return "failed"
 
 
-def forks_for(hosts: int) -> int:
-    """Forks follow the number of hosts, so that every host runs each task at once (Ansible's
-    linear strategy waits for the slowest host of a task before the next one, and with
-    ansible-runner's default of 5 a 16-host task takes four rounds), up to FORKS_CAP."""
-    return max(1, min(hosts, FORKS_CAP))
-
-
 def run_playbook(
     playbook: str,
     inventory: Path,
@@ -86,7 +101,6 @@ def run_playbook(
     extravars: dict[str, Any] | None = None,
     tags: str | None = None,
     limit: str | None = None,
-    host_count: int = FORKS_CAP,
 ) -> PlaybookResult:
     import ansible_runner
 
@@ -121,7 +135,7 @@ def run_playbook(
     envvars = {
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "ANSIBLE_COLLECTIONS_PATH": str(collections_path(run_dir.parent)),
-        "ANSIBLE_FORKS": str(forks_for(host_count)),
+        "ANSIBLE_FORKS": str(forks_for(playbook_hosts(inventory, limit))),
         "ANSIBLE_PIPELINING": "True",
         # Ansible's default ssh_args carry -C: zlib caps every rootfs transfer at some 30 MB/s.
         # AES-GCM first: x86 (AES-NI) and ARMv8 (crypto extension) do it in hardware, so the

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sealer.cluster import runner
 from sealer.errors import SandboxError
@@ -50,10 +51,17 @@ def test_run_playbook_gives_ansible_forks_for_its_hosts(monkeypatch: pytest.Monk
     import ansible_runner
 
     monkeypatch.setattr(ansible_runner, "run", fake_run)
-    runner.run_playbook("run", tmp_path / "inventory.yaml", tmp_path / "run", SilentReporter(), host_count=12)
-    assert seen["envvars"]["ANSIBLE_FORKS"] == "12"
-    runner.run_playbook("run", tmp_path / "inventory.yaml", tmp_path / "run2", SilentReporter(), host_count=400)
-    assert seen["envvars"]["ANSIBLE_FORKS"] == str(runner.FORKS_CAP)
+
+    def forks(hosts: int, limit: str | None = None) -> str:
+        inventory = tmp_path / f"inventory-{hosts}.yaml"
+        addresses = {f"10.0.{i // 250}.{i % 250}": {} for i in range(hosts)}
+        inventory.write_text(yaml.safe_dump({"all": {"vars": {}, "hosts": addresses}}))
+        runner.run_playbook("run", inventory, tmp_path / "run", SilentReporter(), limit=limit)
+        return str(seen["envvars"]["ANSIBLE_FORKS"])
+
+    assert forks(12) == "12"
+    assert forks(400) == str(runner.FORKS_CAP)
+    assert forks(12, limit="10.0.0.1,10.0.0.2") == "2"  # a delete of two hosts
 
 
 def test_inotify_instances_are_raised_for_many_hosts_and_never_lowered(tmp_path: Path) -> None:
