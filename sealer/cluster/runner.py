@@ -15,9 +15,11 @@ from sealer.cluster.collection import collections_path
 from sealer.cluster.collection import playbook as collection_playbook
 from sealer.progress import Reporter
 
-# Ansible runs a task on at most this many hosts at once (one worker process, and one ssh
-# session, each). A fork costs the controller some 40 MB and CPU for its ssh session; see
-# forks_for and docs/scale.md for the measurement behind the cap.
+# Ansible runs a task on at most this many hosts at once (a worker process and an ssh session
+# of the controller's each). Measured (bench/forks.py, docs/scale.md): one task on 8/16/32
+# hosts takes 0.74x/0.66x/0.71x as long with forks = hosts as with ansible-runner's default
+# of 5, with no knee up to 32 on a 2-core controller; 50 is what every run used before, so no
+# run's per-task cost changes. Past it, measure on the controller before raising it.
 FORKS_CAP = 50
 
 
