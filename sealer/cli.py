@@ -349,11 +349,17 @@ def sandbox() -> None:
     metavar="N",
     help="Host N is a bastion: the others sit on an internal bridge only it reaches.",
 )
-def sandbox_up(name: str, hosts: str, user: str, sudo_password: bool, bastion: int | None) -> None:
+@click.option(
+    "--link-rate",
+    default="",
+    metavar="RATE",
+    help="Limit each host's link (both ways) and the controller's uplink to RATE with tc, e.g. 100mbit.",
+)
+def sandbox_up(name: str, hosts: str, user: str, sudo_password: bool, bastion: int | None, link_rate: str) -> None:
     """Boot a sandbox: one host per --hosts entry, each running systemd."""
     from sealer.commands import sandbox as cmd
 
-    cmd.up(name, hosts, user, sudo_password, bastion or 0)
+    cmd.up(name, hosts, user, sudo_password, bastion or 0, link_rate)
 
 
 @sandbox.command("down")

@@ -10,9 +10,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from sealer.cluster.collection import collections_path
 from sealer.cluster.collection import playbook as collection_playbook
 from sealer.progress import Reporter
+
+# Ansible runs a task on at most this many hosts at once (a worker process and an ssh session
+# of the controller's each). Measured (bench/forks.py, docs/scale.md): one task on 8/16/32
+# hosts takes 0.74x/0.66x/0.71x as long with forks = hosts as with ansible-runner's default
+# of 5, with no knee up to 32 on a 2-core controller; 50 is what every run used before, so no
+# run's per-task cost changes. Past it, measure on the controller before raising it.
+FORKS_CAP = 50
+
+
+def forks_for(hosts: int) -> int:
+    """Forks follow the number of hosts, so that every host runs each task at once (Ansible's
+    linear strategy waits for the slowest host of a task before the next one, and with
+    ansible-runner's default of 5 a 16-host task takes four rounds), up to FORKS_CAP."""
+    return max(1, min(hosts, FORKS_CAP))
+
+
+def playbook_hosts(inventory: Path, limit: str | None) -> int:
+    """The hosts a playbook runs on: the limit's, else every host of sealer's inventory (each
+    one is under all.hosts); FORKS_CAP when the inventory cannot be read (Ansible will say why)."""
+    if limit:
+        return len([h for h in limit.split(",") if h])
+    try:
+        data = yaml.safe_load(inventory.read_text())
+        return len(data["all"]["hosts"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return FORKS_CAP
+
 
 SSH_ARGS = (
     "-o ControlMaster=auto -o ControlPersist=60s -o ControlPath=~/.ansible/cp/%C"
@@ -158,7 +187,7 @@ def run_playbook(
     envvars = {
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "ANSIBLE_COLLECTIONS_PATH": str(collections_path(run_dir.parent)),
-        "ANSIBLE_FORKS": "50",
+        "ANSIBLE_FORKS": str(forks_for(playbook_hosts(inventory, limit))),
         "ANSIBLE_PIPELINING": "True",
         # Ansible's default ssh_args carry -C: zlib caps every rootfs transfer at some 30 MB/s.
         # AES-GCM first: x86 (AES-NI) and ARMv8 (crypto extension) do it in hardware, so the

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sealer.commands._output import info, print_json, table
 from sealer.oci.platform import Platform
 from sealer.sandbox import lifecycle as sandbox
 
 
-def up(name: str, hosts: str, user: str = "", sudo_password: bool = False, bastion: int = 0) -> None:
-    box = sandbox.up(name, [Platform.parse(h) for h in hosts.split(",")], info, user, sudo_password, bastion)
+def up(
+    name: str, hosts: str, user: str = "", sudo_password: bool = False, bastion: int = 0, link_rate: str = ""
+) -> None:
+    box = sandbox.up(name, [Platform.parse(h) for h in hosts.split(",")], info, user, sudo_password, bastion, link_rate)
     login = f"user {box.user} (root login refused)" if box.user else "user root"
-    info(f"sandbox {box.name} is up: {len(box.hosts)} hosts, {login}, key {box.key}")
+    links = f", links at {box.link_rate}" if box.link_rate else ""
+    info(f"sandbox {box.name} is up: {len(box.hosts)} hosts, {login}{links}, key {box.key}")
     ls("text", only=name)
 
 
@@ -41,6 +46,7 @@ def ls(output: str, only: str | None = None) -> None:
             "innerAddress": h.inner_address,
             "innerLink": h.inner_veth,
             "internalBridge": b.internal_bridge,
+            "linkRate": b.link_rate or None,
         }
         for b in boxes
         for h in b.hosts
@@ -64,7 +70,7 @@ def ls(output: str, only: str | None = None) -> None:
     )
 
 
-def _address_text(row: dict[str, object]) -> str:
+def _address_text(row: Mapping[str, object]) -> str:
     if row["bastion"]:
         return f"{row['address']} (bastion; {row['innerAddress']} inside)"
     return f"{row['address']} (internal)" if row["internal"] else str(row["address"])

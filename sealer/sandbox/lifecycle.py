@@ -59,6 +59,17 @@ ARM64_CPUINFO = "".join(
 )
 ARM64_CPUINFO_PATH = "/usr/lib/sealer-sandbox/cpuinfo"
 
+# --link-rate: tc's own spelling (100mbit), up to 10 Gbit/s
+_RATE = re.compile(r"^([1-9][0-9]{0,6})(kbit|mbit|gbit)$")
+_RATE_UNIT = {"kbit": 1_000, "mbit": 1_000_000, "gbit": 1_000_000_000}
+MAX_LINK_RATE = 10_000_000_000
+
+# systemd, logind and dbus of a booted host hold some 8 inotify instances, all counted against
+# this machine's root; past Linux's default limit (128) a host's systemd stalls early in its boot
+# ("Failed to acquire watch file descriptor: Too many open files"), at about 20 hosts
+INOTIFY_PER_HOST = 10
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+
 
 @dataclass
 class SandboxHost:
@@ -88,6 +99,7 @@ class Sandbox:
     user: str = ""  # a login user with sudo; root cannot log in over SSH when set
     sudo_password: bool = False  # the user's sudo asks for the sandbox's password
     internal_bridge: str = ""  # the bridge of the hosts behind the bastion (none: no bastion)
+    link_rate: str = ""  # each host's link and the controller's uplink, as tc reads it (100mbit)
 
     @property
     def password_file(self) -> str:
@@ -112,6 +124,7 @@ class Sandbox:
             str(data.get("user") or ""),
             bool(data.get("sudo_password")),
             str(data.get("internal_bridge") or ""),
+            str(data.get("link_rate") or ""),
         )
 
 
@@ -251,13 +264,33 @@ def list_sandboxes() -> list[Sandbox]:
     return [load(p.name) for p in sorted(base.iterdir()) if (p / "sandbox.json").exists()]
 
 
-def up(
-    name: str, platforms: list[Platform], log: Log, user: str = "", sudo_password: bool = False, bastion: int = 0
-) -> Sandbox:
-    """Boot a sandbox. ``bastion``: the number (from 1) of a host that is the only way to the
-    others: they sit on an internal bridge this machine has no address on."""
+def parse_link_rate(text: str) -> int:
+    """Bits per second of a rate written as tc writes it (50mbit, 1gbit)."""
+    match = _RATE.fullmatch(text.lower())
+    bits = int(match.group(1)) * _RATE_UNIT[match.group(2)] if match else 0
+    if not 0 < bits <= MAX_LINK_RATE:
+        raise SandboxError(f"invalid link rate {text!r}: a number and kbit, mbit or gbit, at most 10gbit (100mbit)")
+    return bits
+
+
+def ensure_inotify_instances(hosts: int, limit: Path = INOTIFY_INSTANCES) -> int | None:
+    """Raise the inotify instance limit so that ``hosts`` more hosts can boot on top of what
+    the machine already uses (the default 128 left for it); never lowered. The new limit, if raised."""
+    needed = 128 + INOTIFY_PER_HOST * hosts
+    if int(limit.read_text()) >= needed:
+        return None
+    limit.write_text(f"{needed}\n")
+    return needed
+
+
+def _check_up_arguments(
+    name: str, platforms: list[Platform], user: str, sudo_password: bool, bastion: int, link_rate: str
+) -> str:
+    """Every argument of ``up`` checked before anything is made; the link rate as tc reads it."""
     check_name(name, "sandbox")
     _require_root()
+    if link_rate:
+        parse_link_rate(link_rate)
     if not _NAME.match(name):
         raise SandboxError(f"invalid sandbox name {name!r}: lowercase letters, digits and '-', at most 16")
     if user and (not _USER.match(user) or user == "root"):
@@ -270,6 +303,17 @@ def up(
         raise SandboxError(
             f"--bastion {bastion}: the number of one of the {len(platforms)} hosts, with others behind it"
         )
+    return link_rate.lower()
+
+
+def up(
+    name: str, platforms: list[Platform], log: Log, user: str = "", sudo_password: bool = False, bastion: int = 0,
+    link_rate: str = "",
+) -> Sandbox:  # fmt: skip
+    """Boot a sandbox. ``bastion``: the number (from 1) of a host that is the only way to the
+    others: they sit on an internal bridge this machine has no address on. ``link_rate``: each
+    host's link and this machine's uplink to them limited with tc (100mbit)."""
+    link_rate = _check_up_arguments(name, platforms, user, sudo_password, bastion, link_rate)
     if not shutil.which("systemd-nspawn"):
         raise SandboxError("systemd-nspawn is not installed: run scripts/install-system-deps.sh")
     archs = [p.architecture for p in platforms]
@@ -286,7 +330,7 @@ def up(
             (
                 i
                 for i in range(1, 255)
-                if i not in used and not any(Path(f"/sys/class/net/{b}{i}").exists() for b in ("slbr", "slib"))
+                if i not in used and not any(Path(f"/sys/class/net/{d}{i}").exists() for d in ("slbr", "slib", "slif"))
             ),
             None,
         )
@@ -315,7 +359,12 @@ def up(
             user=user,
             sudo_password=sudo_password,
             internal_bridge=f"slib{index}" if bastion else "",
+            link_rate=link_rate,
         )
+        running = sum(len(b.hosts) for b in list_sandboxes()) + len(platforms)
+        raised = ensure_inotify_instances(running)
+        if raised:
+            log(f"raised fs.inotify.max_user_instances to {raised} for {running} sandbox hosts")
         box_dir = root / "sandboxes" / name
         box_dir.mkdir(parents=True, exist_ok=True)
         # Written first, so that 'down' can clean up whatever a failed 'up' left.
@@ -340,6 +389,7 @@ def _make(box: Sandbox, log: Log) -> None:
     if box.internal_bridge:  # no address here: this machine cannot reach the hosts on it
         _run("ip", "link", "add", box.internal_bridge, "type", "bridge")
         _run("ip", "link", "set", box.internal_bridge, "up")
+    _shape_uplink(box)
     for host in box.hosts:
         _make_host(box, host, hashed)
     for host in box.hosts:
@@ -435,6 +485,7 @@ def _start_host(box: Sandbox, host: SandboxHost) -> None:
         _leg(host, host.inner_veth, "eth1", box.internal_bridge, host.inner_address)
         # it carries SSH connections inward (its sshd's forwarding), never packets
         _run("ip", "netns", "exec", host.netns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+    _shape_host_link(box, host)
     # nspawn itself runs in this machine's namespaces (inside 'ip netns exec' it would see a
     # /sys without cgroups) and puts the host into its network namespace
     args = [
@@ -475,6 +526,49 @@ def _sshd_banner(host: SandboxHost) -> bool:
         sock.settimeout(5)
         return sock.recv(4).startswith(b"SSH-")
     return False
+
+
+def _tbf(box: Sandbox) -> list[str]:
+    """A token bucket at the link rate: packets beyond it wait in the queue (up to 50 ms of it),
+    as on a real NIC, rather than being dropped. The bucket holds 10 ms of the rate, at least
+    64 KiB: a veth hands over 64 KiB GSO packets, which a smaller bucket would cut up in software."""
+    bits = parse_link_rate(box.link_rate)
+    burst = max(bits // 8 // 100, 64 << 10)
+    return ["root", "tbf", "rate", box.link_rate, "burst", str(burst), "latency", "50ms"]
+
+
+def _uplink_ifb(box: Sandbox) -> str:
+    return f"slif{box.index}"
+
+
+def _shape_uplink(box: Sandbox) -> None:
+    """The controller's one uplink to every host, both ways. What it sends leaves through the
+    bridge's own device: shaped at its egress, like a host's link. What it receives arrives at
+    the bridge device's ingress, where nothing can queue: it is redirected to an ifb device of
+    the sandbox's and shaped at that device's egress (this kernel has no ingress policer, and a
+    policer would drop above the rate where a real NIC queues)."""
+    if not box.link_rate:
+        return
+    ifb = _uplink_ifb(box)
+    _run("tc", "qdisc", "replace", "dev", box.bridge, *_tbf(box))
+    _run("ip", "link", "add", ifb, "type", "ifb")
+    _run("ip", "link", "set", ifb, "up")
+    _run("tc", "qdisc", "replace", "dev", ifb, *_tbf(box))
+    _run("tc", "qdisc", "add", "dev", box.bridge, "handle", "ffff:", "ingress")
+    every_packet = ["protocol", "all", "u32", "match", "u32", "0", "0"]
+    redirect = ["action", "mirred", "egress", "redirect", "dev", ifb]
+    _run("tc", "filter", "add", "dev", box.bridge, "parent", "ffff:", *every_packet, *redirect)
+
+
+def _shape_host_link(box: Sandbox, host: SandboxHost) -> None:
+    """A host behind a RATE NIC, both ways, each shaped where its packets leave: the host's
+    eth0 (its uploads, to peers and the controller alike) and the bridge's end of its veth (its
+    downloads). Egress on both ends of the veth needs no ifb device and queues instead of
+    dropping, so TCP sees the link as a real one; made again with the veth at every boot."""
+    if not box.link_rate:
+        return
+    _run("tc", "-n", host.netns, "qdisc", "replace", "dev", "eth0", *_tbf(box))
+    _run("tc", "qdisc", "replace", "dev", host.veth, *_tbf(box))
 
 
 def _wait_for_sshd(box: Sandbox, host: SandboxHost, timeout: float = BOOT_TIMEOUT) -> None:
@@ -569,5 +663,8 @@ def _teardown(box: Sandbox) -> None:
     _run("ip", "link", "del", box.bridge, check=False)
     if box.internal_bridge:
         _run("ip", "link", "del", box.internal_bridge, check=False)
+    if box.link_rate:
+        _run("ip", "link", "del", _uplink_ifb(box), check=False)
+
     unmount_all(box_dir)
     shutil.rmtree(box_dir, ignore_errors=True)
