@@ -178,7 +178,7 @@ def run_cluster(
             started = time.monotonic()
             swarm = {} if check else start_swarm(
                 stack, distribution or cluster.distribution, ready.facts, ready.previous, work / "mounts", image,
-                reporter,
+                reporter, {h.address for h in cluster.hosts if h.ssh.bastion is not None},
             )  # fmt: skip
             if swarm:
                 extravars["sealer_rootfs_swarm"] = swarm
@@ -259,11 +259,13 @@ def platform_mounts(cdir: Path, facts: dict[str, HostFacts]) -> dict[Platform, P
 
 def start_swarm(
     stack: contextlib.ExitStack, distribution: str, facts: dict[str, HostFacts], previous: set[str],
-    mounts: Path, image: Image, reporter: Reporter,
+    mounts: Path, image: Image, reporter: Reporter, behind_bastion: set[str],
 ) -> dict[str, str]:  # fmt: skip
     """Seed the payloads of the platforms whose first delivery goes by swarm (until ``stack``
     closes); the hosts that receive through it, each with its platform's torrent."""
-    chosen = swarm_plan(distribution, platform_groups(facts), previous)
+    chosen = swarm_plan(distribution, platform_groups(facts), previous, behind_bastion)
+    if distribution == "swarm" and behind_bastion:
+        reporter.note(f"{len(behind_bastion)} hosts behind a bastion go by rsync: the tracker is out of their reach")
     for platform in list(chosen):
         lacking = missing_tool(mounts / platform.group_name)
         if lacking is None:

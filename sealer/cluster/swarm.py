@@ -25,7 +25,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,13 +65,16 @@ class Delivery:
         }
 
 
-def plan(distribution: str, groups: dict[Platform, list[str]], previous: set[str]) -> dict[Platform, list[str]]:
+def plan(
+    distribution: str, groups: dict[Platform, list[str]], previous: set[str], behind_bastion: Set[str] = frozenset()
+) -> dict[Platform, list[str]]:
     """The hosts that receive through a swarm, per platform: those getting their first delivery
     (not in the cluster's last host list). Re-runs, joins of a few hosts and a cluster's small
-    changes stay on rsync, which sends only what differs."""
+    changes stay on rsync, which sends only what differs. Hosts ``behind_bastion`` stay on rsync
+    too: the tracker and seeder listen on the controller's network, which they cannot reach."""
     out: dict[Platform, list[str]] = {}
     for platform, members in sorted(groups.items()):
-        new = [a for a in members if a not in previous]
+        new = [a for a in members if a not in previous and a not in behind_bastion]
         if new and (distribution == "swarm" or (distribution == "auto" and len(new) > SWARM_THRESHOLD)):
             out[platform] = new
     return out

@@ -81,3 +81,11 @@ def test_delivery_counts_the_files_rsync_sent_and_the_hosts_that_fell_back(tmp_p
     delivery = delivery_of(result, True, 2.0)
     assert delivery.to_json() == {"method": "swarm", "seconds": 6.5, "fallback": ["b"], "filesSent": {"a": 0, "b": 2}}
     assert delivery.fallback["b"] == "aria2c ended before the download was complete"
+
+
+def test_hosts_behind_a_bastion_stay_on_rsync() -> None:
+    # they cannot reach the tracker and seeder on the controller's network: a swarm would only
+    # stall until its timeout before the rsync through the bastion
+    groups = {AMD: ["10.0.0.1", "10.0.0.2"], ARM: ["10.0.0.3"]}
+    assert plan("swarm", groups, set(), behind_bastion={"10.0.0.2", "10.0.0.3"}) == {AMD: ["10.0.0.1"]}
+    assert plan("auto", {AMD: MANY}, set(), behind_bastion={MANY[0]}) == {}
