@@ -2,8 +2,10 @@
 
 ``sealer --version`` is answered here, before click and the command line are imported: it
 is what scripts and installers run to see whether sealer is there, so it should cost no
-more than starting Python. Everything else goes to :mod:`sealer.cli`, which imports a
-command's modules only when that command runs.
+more than starting Python. So is an unchanged ``sealer build``, from the memo of the last
+build with the same arguments (:func:`sealer.commands.build.replay`): in a CI pipeline or a
+Makefile that rebuilds on every run, starting up was most of its time. Everything else goes
+to :mod:`sealer.cli`, which imports a command's modules only when that command runs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ def main() -> None:
 
         sys.stdout.write(f"sealer, version {__version__}\n")  # the line click's version option prints
         return
+    if sys.argv[1:2] == ["build"]:
+        from sealer.commands.build import replay
+
+        if replay(sys.argv[2:]):
+            return
     from sealer.cli import main as cli_main
 
     cli_main()

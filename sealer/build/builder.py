@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ from sealer.build.kubefile import (
     expand,
     parse_file,
 )
+from sealer.build.memo import Inputs
 from sealer.distribution.config import RegistryConfig
 from sealer.errors import BuildError, ImageNotFoundError, KubefileError, PlatformNotFoundError, UsageError
 from sealer.oci.digest import Digest
@@ -75,6 +77,12 @@ class BuildResult:
     layers_written: int = 0
     layers_cached: int = 0
     blobs_fetched: int = 0  # container image blobs downloaded for rootfs caches
+    steps: int = 0  # COPY and RUN steps over all platforms: what an unchanged rebuild finds cached
+    digest: str = ""  # the index the name points at
+    # what the result depends on, when that is only local files and images (the build's memo):
+    # the paths looked at with their stat data, and the digest each FROM name resolved to
+    inputs: Inputs | None = None
+    bases: dict[str, str] = field(default_factory=dict)
 
 
 class BuildCache:
@@ -113,10 +121,15 @@ class Builder:
         self.scans = ScanCache(store)
         self._image_cache: Any = None  # an ImageCache, made on first use
         self._missing: list[str] = []  # images no platform could cache, reported together
+        self.inputs = Inputs()
+        self._bases: dict[str, str] = {}
 
     def build(self, opts: BuildOptions) -> BuildResult:
+        start = time.time_ns()
         # errors name the file as the user named it (-f), or just Kubefile in the context
         shown = opts.kubefile.name if opts.kubefile == opts.context / "Kubefile" else str(opts.kubefile)
+        with contextlib.suppress(OSError):  # stat before reading: a later change moves its stat data
+            self.inputs.add(os.path.abspath(opts.kubefile), follow=True)
         kubefile = parse_file(str(opts.kubefile), shown)
         if not opts.context.is_dir():
             raise UsageError(f"build context {opts.context} is not a directory")
@@ -143,6 +156,10 @@ class Builder:
             current = self.store.names().get(name)
             if current is None or current.digest != index.digest:  # an unchanged rebuild writes nothing
                 self.store.update_names(lambda names: names.__setitem__(name, index))
+        result.digest = index.digest
+        local = self.inputs.complete and not opts.image_lists and not opts.no_cache
+        if local and self.inputs.settled(start):
+            result.inputs, result.bases = self.inputs, self._bases
         return result
 
     def _previous(self, name: str) -> dict[Platform, PlatformImage]:
@@ -197,6 +214,7 @@ class Builder:
         refs = [r for r in self._images_to_cache(opts) if r not in config.images]
         if not refs:
             return
+        self.inputs.complete = False  # the registries are asked again by every build: no memo
         clashes = served_path_clashes([*config.images, *refs])
         if clashes:
             raise BuildError("\n".join(clashes))
@@ -212,7 +230,9 @@ class Builder:
             return ImageConfig(platform=platform)
         try:
             ref = Reference.parse(base)
-            image = get_image(self.store, ref).for_platform(platform)
+            found = get_image(self.store, ref)
+            image = found.for_platform(platform)
+            self._bases[found.name] = found.index.digest
         except (ImageNotFoundError, PlatformNotFoundError) as err:
             raise KubefileError(kubefile.path, instr.line, f"FROM {base}: {err}") from err
         except Exception as err:
@@ -239,6 +259,7 @@ class Builder:
     ) -> Layer:
         walk_key = self._walk_copy(opts, instr, platform, variables, where)
         entries, stat_print, settled = self._walked[walk_key]
+        result.steps += 1
         # A COPY layer's bytes do not depend on the layers below it, so platforms share it.
         key = _key("COPY", *walk_key, stat_print)
         cached = None if opts.no_cache else self.cache.get(key)
@@ -269,7 +290,7 @@ class Builder:
         walk_key = (os.path.realpath(opts.context), dest, *sources)
         if walk_key not in self._walked:
             start = time.time_ns()
-            entries = finalize(copy_entries(opts.context, sources, dest, str(platform), where))
+            entries = finalize(copy_entries(opts.context, sources, dest, str(platform), where, self.inputs))
             self._walked[walk_key] = (entries, fingerprint(entries), settled(entries, start))
         return walk_key
 
@@ -296,6 +317,7 @@ class Builder:
         env_vars = {**variables, **config.env}
         network = ["network=host"] if instr.network else []  # a step with the network is another step
         key = _key("RUN", [la.digest for la in config.layers], instr.command, env_vars, *network)
+        result.steps += 1
         cached = None if opts.no_cache else self.cache.get(key)
         if cached:
             result.layers_cached += 1

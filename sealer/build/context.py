@@ -14,6 +14,7 @@ import posixpath
 import stat
 from pathlib import Path
 
+from sealer.build.memo import Inputs
 from sealer.errors import KubefileError
 from sealer.store.layer import Entry
 
@@ -54,26 +55,34 @@ def _within(root: str, path: str) -> bool:
     return path == root or path.startswith(root + os.sep)
 
 
-def copy_entries(context: Path, sources: list[str], dest: str, platform: str, where: tuple[str, int]) -> list[Entry]:
-    """The layer entries for ``COPY sources... dest`` (sources already expanded for ``platform``)."""
+def copy_entries(
+    context: Path, sources: list[str], dest: str, platform: str, where: tuple[str, int], inputs: Inputs | None = None
+) -> list[Entry]:
+    """The layer entries for ``COPY sources... dest`` (sources already expanded for ``platform``);
+    every path looked at is added to ``inputs`` with its stat data (the build's memo)."""
     root = os.path.realpath(context)
     dest_dir = normalize_dest(dest, where)
+    inputs = inputs if inputs is not None else Inputs()
     entries: list[Entry] = []
     for pattern in sources:
         if os.path.isabs(pattern) or ".." in pattern.split("/"):
             raise KubefileError(*where, f"COPY source {pattern!r} escapes the build context")
         if glob.has_magic(pattern):
             matches = sorted(glob.glob(pattern, root_dir=root, include_hidden=False))
+            parent = posixpath.dirname(pattern)
+            inputs.add_chain(root, parent)  # the listing the last component was matched in
+            inputs.complete = inputs.complete and not glob.has_magic(parent)
         else:
             matches = [pattern] if os.path.lexists(os.path.join(root, pattern)) else []
         if not matches:
             raise KubefileError(*where, f"COPY source {pattern!r} does not exist in the build context for {platform}")
         for match in matches:
-            entries.extend(_source_entries(root, match, dest_dir, where))
+            inputs.add_chain(root, match)
+            entries.extend(_source_entries(root, match, dest_dir, where, inputs))
     return entries
 
 
-def _source_entries(root: str, rel: str, dest_dir: str, where: tuple[str, int]) -> list[Entry]:
+def _source_entries(root: str, rel: str, dest_dir: str, where: tuple[str, int], inputs: Inputs) -> list[Entry]:
     path = os.path.join(root, rel)
     real = os.path.realpath(path)
     if not _within(root, real):
@@ -81,16 +90,17 @@ def _source_entries(root: str, rel: str, dest_dir: str, where: tuple[str, int]) 
     norm = posixpath.normpath(rel)
     contents_only = norm == "." or rel.rstrip("/").endswith("/.")
     st = os.stat(real)
+    inputs.add_stat(real, True, st)
     if stat.S_ISDIR(st.st_mode):
         base = dest_dir if contents_only else _join(dest_dir, posixpath.basename(norm))
-        return _walk(root, real, base, where)
+        return _walk(root, real, base, where, inputs)
     if not stat.S_ISREG(st.st_mode):
         raise KubefileError(*where, f"COPY source {rel!r} is not a regular file or directory")
     target = _join(dest_dir, posixpath.basename(norm))
     return [Entry(target, "file", stat.S_IMODE(st.st_mode), real, st.st_size, stamp=_stamp(st))]
 
 
-def _walk(root: str, top: str, base: str, where: tuple[str, int]) -> list[Entry]:
+def _walk(root: str, top: str, base: str, where: tuple[str, int], inputs: Inputs) -> list[Entry]:
     # scandir: one lstat per entry (the stat data the build cache needs) and no path joins in Python
     out: list[Entry] = []
     if base:
@@ -103,6 +113,7 @@ def _walk(root: str, top: str, base: str, where: tuple[str, int]) -> list[Entry]
             for item in listing:
                 arc = f"{arc_dir}/{item.name}" if arc_dir else item.name
                 st = item.stat(follow_symlinks=False)
+                inputs.add_stat(item.path, False, st)
                 mode = st.st_mode
                 if stat.S_ISREG(mode):
                     out.append(Entry(arc, "file", stat.S_IMODE(mode), item.path, st.st_size, stamp=_stamp(st)))

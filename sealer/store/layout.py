@@ -44,19 +44,14 @@ from sealer.oci.descriptor import (
     parse_json_blob,
 )
 from sealer.oci.digest import ALGORITHM, Digest
+from sealer.store.root import root_dir
 
 CHUNK = 1024 * 1024
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 
 
 def default_root() -> Path:
-    env = os.environ.get("SEALER_ROOT")
-    if env:
-        return Path(env)
-    if os.geteuid() == 0:
-        return Path("/var/lib/sealer")
-    data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return Path(data_home) / "sealer"
+    return Path(root_dir())
 
 
 @dataclass

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "sealer"
 # and archives, the store, the OCI types; errors, progress, faults, names and _fs are for everyone.
 BASE = {"errors", "faults", "progress", "_fs", "names", "__version__"}
 ALLOWED: dict[str, set[str]] = {
-    "__main__": {"cli", "__version__"},
+    "__main__": {"cli", "commands", "__version__"},
     "cli": {"commands", "_signals"} | BASE,
     "commands": {"cluster", "sandbox", "build", "rootfs_cache", "distribution", "store", "oci"} | BASE,
     "cluster": {"rootfs_cache", "store", "oci"} | BASE,
