@@ -288,10 +288,18 @@ def start_swarm(
     return {a: str(swarm.torrents[p]) for p, addresses in chosen.items() for a in addresses}
 
 
+# the rootfs role's task that runs the init script on hosts the swarm delivered whole: it comes
+# after their delivery, so the delivery's time ends before it (roles/sealer_rootfs/tasks/swarm.yml)
+SWARM_INIT_TASK = "sealer_rootfs: Run the image's init script once on a host whose whole rootfs came through the swarm"
+
+
 def delivery_of(result: PlaybookResult, swarm: bool, prepared: float) -> Delivery:
-    """What the rootfs role said per host: the swarm's failures, the files its rsync sent."""
-    first, last = result.role_spans.get("sealer_rootfs", [0.0, 0.0])
-    delivery = Delivery("swarm" if swarm else "rsync", prepared + max(last - first, 0.0))
+    """What the rootfs role said per host: the swarm's failures, the files its rsync sent, the
+    hosts it delivered whole; and how long the delivery took."""
+    first, _ = result.role_spans.get("sealer_rootfs", [0.0, 0.0])
+    ends = [end for task, (_, end) in result.task_spans.items() if task.startswith("sealer_rootfs: ")
+            and task != SWARM_INIT_TASK]  # fmt: skip
+    delivery = Delivery("swarm" if swarm else "rsync", prepared + max(max(ends, default=first) - first, 0.0))
     for host, marks in result.marks.items():
         lines = [line for role, line in marks if role == "sealer_rootfs"]
         # rsync's itemized "<f": a file sent to the host
@@ -299,6 +307,8 @@ def delivery_of(result: PlaybookResult, swarm: bool, prepared: float) -> Deliver
         for line in lines:
             if line.startswith("<<SWARM-FAILED>>"):
                 delivery.fallback[host] = line.removeprefix("<<SWARM-FAILED>>").strip()
+            elif line == "<<SWARM-COMPLETE>>":
+                delivery.whole.append(host)
     for host in result.hosts:
         delivery.files_sent.setdefault(host, 0)
     return delivery

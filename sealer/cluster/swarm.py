@@ -52,9 +52,13 @@ class Delivery:
     """How the rootfs went out in a run (``delivery`` in ``sealer run --output json``)."""
 
     method: str  # "swarm" when any platform went by swarm, else "rsync"
-    seconds: float  # wall time of the delivery: the swarm's preparation and the rootfs role
+    # wall time of the delivery: the swarm's preparation and the rootfs role, up to the moment
+    # every host has its tree (the init script that hosts delivered whole by the swarm run in a
+    # task of their own is not delivery; in the rsync's task it is, and is counted)
+    seconds: float
     fallback: dict[str, str] = field(default_factory=dict)  # host -> why its swarm download failed
     files_sent: dict[str, int] = field(default_factory=dict)  # host -> files rsync sent it
+    whole: list[str] = field(default_factory=list)  # hosts whose whole rootfs came by swarm (no rsync)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -62,6 +66,7 @@ class Delivery:
             "seconds": round(self.seconds, 3),
             "fallback": sorted(self.fallback),
             "filesSent": dict(self.files_sent),
+            "wholeBySwarm": sorted(self.whole),
         }
 
 

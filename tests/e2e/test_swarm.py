@@ -88,6 +88,8 @@ def test_swarm_trees_identical_to_rsync(
     assert delivery["method"] == "swarm"
     assert delivery["fallback"] == []
     assert delivery["seconds"] > 0
+    # each rootfs was empty: the unpacked payload is the whole delivery, no rsync follows
+    assert delivery["wholeBySwarm"] == sorted(h.address for h in sandbox.hosts)
     for host in sandbox.hosts:
         assert tree(host, CLUSTER) == reference[host.arch], host.address
         assert init_runs(host, CLUSTER) == 1, host.address
@@ -156,6 +158,7 @@ def test_failed_peer_falls_back_to_rsync(
     assert delivery["fallback"] == [victim.address]
     assert f"{victim.address}: swarm download failed" in err, err
     assert delivery["filesSent"][victim.address] > 0
+    assert delivery["wholeBySwarm"] == sorted(x.address for x in h if x is not victim)
     for host in h:
         assert tree(host, CLUSTER) == reference[host.arch], host.address
         assert init_runs(host, CLUSTER) == 1, host.address

@@ -5,15 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sealer.cluster.clusterfile import parse_clusterfile, to_clusterfile
-from sealer.cluster.deploy import delivery_of
+from sealer.cluster.deploy import SWARM_INIT_TASK, delivery_of
 from sealer.cluster.runner import HostSummary, PlaybookResult
 from sealer.cluster.swarm import SWARM_THRESHOLD, Delivery, plan
 from sealer.errors import ClusterfileError
 from sealer.oci.platform import Platform
 
 AMD, ARM = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")
+ROOT = Path(__file__).resolve().parents[2]
 MANY = [f"10.0.1.{i}" for i in range(1, SWARM_THRESHOLD + 2)]  # one past the threshold
 FEW = [f"10.0.2.{i}" for i in range(1, SWARM_THRESHOLD + 1)]  # at the threshold
 
@@ -37,7 +39,7 @@ def test_auto_swarms_a_platform_only_past_the_threshold_of_new_hosts() -> None:
 def test_delivery_json_names_the_fallback_hosts() -> None:
     d = Delivery("swarm", 12.3456, {"10.0.0.3": "killed", "10.0.0.2": "timeout"}, {"10.0.0.2": 5})
     assert d.to_json() == {"method": "swarm", "seconds": 12.346, "fallback": ["10.0.0.2", "10.0.0.3"],
-                           "filesSent": {"10.0.0.2": 5}}  # fmt: skip
+                           "filesSent": {"10.0.0.2": 5}, "wholeBySwarm": []}  # fmt: skip
 
 
 CLUSTERFILE = """\
@@ -68,9 +70,14 @@ def test_clusterfile_distribution(tmp_path: Path) -> None:
 
 def test_delivery_counts_the_files_rsync_sent_and_the_hosts_that_fell_back(tmp_path: Path) -> None:
     result = PlaybookResult("successful", 0, tmp_path, hosts={"a": HostSummary(), "b": HostSummary()})
-    result.role_spans["sealer_rootfs"] = [10.0, 14.5]
-    result.marks["a"] = [("sealer_rootfs", "<<SWARM-DONE>> 3 s"), ("sealer_rootfs", "<<SWARM-UNPACKED>>"),
-                         ("sealer_rootfs", "<<INITIALISED>> 937ffd")]  # fmt: skip
+    result.role_spans["sealer_rootfs"] = [10.0, 19.5]
+    result.task_spans.update({
+        "sealer_rootfs: Download this host's payload": [10.0, 13.0],
+        "sealer_rootfs: Send this host the rootfs": [13.5, 14.5],
+        SWARM_INIT_TASK: [14.5, 19.5],  # after the delivery: not counted
+    })  # fmt: skip
+    said = ["<<SWARM-DONE>> 3 s", "<<SWARM-UNPACKED>>", "<<SWARM-COMPLETE>>", "<<INITIALISED>> 937ffd"]
+    result.marks["a"] = [("sealer_rootfs", line) for line in said]
     result.marks["b"] = [
         ("sealer_rootfs", "<<SWARM-FAILED>> aria2c ended before the download was complete"),
         ("sealer_rootfs", "<<CHANGED>>cd+++++++++ bin/"),
@@ -79,8 +86,14 @@ def test_delivery_counts_the_files_rsync_sent_and_the_hosts_that_fell_back(tmp_p
         ("sealer_registry", "<<CHANGED>><f+++++++++ docker/registry/v2/blobs/x"),
     ]
     delivery = delivery_of(result, True, 2.0)
-    assert delivery.to_json() == {"method": "swarm", "seconds": 6.5, "fallback": ["b"], "filesSent": {"a": 0, "b": 2}}
+    assert delivery.to_json() == {"method": "swarm", "seconds": 6.5, "fallback": ["b"], "filesSent": {"a": 0, "b": 2},
+                                  "wholeBySwarm": ["a"]}  # fmt: skip
     assert delivery.fallback["b"] == "aria2c ended before the download was complete"
+
+
+def test_the_delivery_ends_before_the_task_the_swarm_runs_init_scripts_in() -> None:
+    tasks = yaml.safe_load((ROOT / "roles" / "sealer_rootfs" / "tasks" / "swarm.yml").read_text())
+    assert SWARM_INIT_TASK.removeprefix("sealer_rootfs: ") in [t["name"] for t in tasks]
 
 
 def test_hosts_behind_a_bastion_stay_on_rsync() -> None:
