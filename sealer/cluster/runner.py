@@ -84,7 +84,7 @@ class PlaybookResult:
     diffs: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
     # per role: the times (monotonic) of its first and of its last event: how long each phase took
     role_spans: dict[str, list[float]] = field(default_factory=dict)
-    # the same per task of a role ("role: task")
+    # per task of a role ("role: task"): the times of its first and last host done (not skipped)
     task_spans: dict[str, list[float]] = field(default_factory=dict)
     # per host: the lines its tasks marked for sealer (<<MARK>>...), with the role that said them
     marks: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
@@ -134,9 +134,11 @@ def _record_role(result: PlaybookResult, kind: str, data: dict[str, Any], host: 
     if not role:
         return
     if kind.startswith(("runner_on_", "playbook_on_task_start")):
-        now = time.monotonic()
-        for spans, key in ((result.role_spans, role), (result.task_spans, f"{role}: {data.get('task') or ''}")):
-            spans.setdefault(key, [now, 0.0])[1] = now
+        span = result.role_spans.setdefault(role, [time.monotonic(), 0.0])
+        span[1] = time.monotonic()
+    if kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):  # a host's task done, not skipped
+        span = result.task_spans.setdefault(f"{role}: {data.get('task') or ''}", [time.monotonic(), 0.0])
+        span[1] = time.monotonic()
     if kind in ("runner_on_ok", "runner_on_failed"):
         out = str((data.get("res") or {}).get("stdout") or "")
         lines = [(role, line.strip()) for line in out.splitlines() if line.strip().startswith("<<")]
