@@ -288,9 +288,13 @@ def start_swarm(
     return {a: str(swarm.torrents[p]) for p, addresses in chosen.items() for a in addresses}
 
 
-# the rootfs role's task that runs the init script on hosts the swarm delivered whole: it comes
-# after their delivery, so the delivery's time ends before it (roles/sealer_rootfs/tasks/swarm.yml)
-SWARM_INIT_TASK = "sealer_rootfs: Run the image's init script once on a host whose whole rootfs came through the swarm"
+# the rootfs role's tasks after the swarm's delivery (roles/sealer_rootfs/tasks/swarm.yml): the
+# init script of the hosts it delivered whole, and stopping aria2c. The delivery's time ends
+# before them; an rsync that follows them (a host that fell back) is counted again.
+AFTER_SWARM_DELIVERY = frozenset((
+    "sealer_rootfs: Run the image's init script once on a host whose whole rootfs came through the swarm",
+    "sealer_rootfs: Stop this host's aria2c once every host of the swarm is done, and remove the swarm's files",
+))  # fmt: skip
 
 
 def delivery_of(result: PlaybookResult, swarm: bool, prepared: float) -> Delivery:
@@ -298,7 +302,7 @@ def delivery_of(result: PlaybookResult, swarm: bool, prepared: float) -> Deliver
     hosts it delivered whole; and how long the delivery took."""
     first, _ = result.role_spans.get("sealer_rootfs", [0.0, 0.0])
     ends = [end for task, (_, end) in result.task_spans.items() if task.startswith("sealer_rootfs: ")
-            and task != SWARM_INIT_TASK]  # fmt: skip
+            and task not in AFTER_SWARM_DELIVERY]  # fmt: skip
     delivery = Delivery("swarm" if swarm else "rsync", prepared + max(max(ends, default=first) - first, 0.0))
     for host, marks in result.marks.items():
         lines = [line for role, line in marks if role == "sealer_rootfs"]

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from sealer.cluster.clusterfile import parse_clusterfile, to_clusterfile
-from sealer.cluster.deploy import SWARM_INIT_TASK, delivery_of
+from sealer.cluster.deploy import AFTER_SWARM_DELIVERY, delivery_of
 from sealer.cluster.runner import HostSummary, PlaybookResult
 from sealer.cluster.swarm import SWARM_THRESHOLD, Delivery, plan
 from sealer.errors import ClusterfileError
@@ -74,7 +74,7 @@ def test_delivery_counts_the_files_rsync_sent_and_the_hosts_that_fell_back(tmp_p
     result.task_spans.update({
         "sealer_rootfs: Download this host's payload": [10.0, 13.0],
         "sealer_rootfs: Send this host the rootfs": [13.5, 14.5],
-        SWARM_INIT_TASK: [14.5, 19.5],  # after the delivery: not counted
+        **{task: [14.5, 19.5] for task in AFTER_SWARM_DELIVERY},  # after the delivery: not counted
     })  # fmt: skip
     said = ["<<SWARM-DONE>> 3 s", "<<SWARM-UNPACKED>>", "<<SWARM-COMPLETE>>", "<<INITIALISED>> 937ffd"]
     result.marks["a"] = [("sealer_rootfs", line) for line in said]
@@ -91,9 +91,11 @@ def test_delivery_counts_the_files_rsync_sent_and_the_hosts_that_fell_back(tmp_p
     assert delivery.fallback["b"] == "aria2c ended before the download was complete"
 
 
-def test_the_delivery_ends_before_the_task_the_swarm_runs_init_scripts_in() -> None:
-    tasks = yaml.safe_load((ROOT / "roles" / "sealer_rootfs" / "tasks" / "swarm.yml").read_text())
-    assert SWARM_INIT_TASK.removeprefix("sealer_rootfs: ") in [t["name"] for t in tasks]
+def test_the_delivery_ends_before_the_swarm_runs_init_scripts_and_stops_aria2c() -> None:
+    tasks = [t["name"] for t in yaml.safe_load((ROOT / "roles" / "sealer_rootfs" / "tasks" / "swarm.yml").read_text())]
+    after = [tasks.index(name.removeprefix("sealer_rootfs: ")) for name in AFTER_SWARM_DELIVERY]
+    # they are the swarm's last tasks: everything before them is the delivery
+    assert sorted(after) == list(range(len(tasks) - len(after), len(tasks)))
 
 
 def test_hosts_behind_a_bastion_stay_on_rsync() -> None:
