@@ -251,14 +251,14 @@ def main() -> None:
               + ", ".join(f"{p} {s / bandwidth:.1f} s" for p, s in size.items()) + f", both {floor:.1f} s")  # fmt: skip
         four = next((r for r in rows if r["n"] == 4), None)
         print(f"{'hosts':>5} {'rsync s':>8} {'/floor':>6}   {'sealer s':>8} {'method':<10} {'/floor':>6} "
-              f"{'/rsync':>6} {'/4hosts':>7}   {'then init s':>13} {'trees':<9}")  # fmt: skip
+              f"{'/rsync':>6} {'/4hosts':>7}   {'then init s':>11} {'run s':>6} {'trees':<9}")  # fmt: skip
         for r in rows:
             d, b = float(r["delivery"]), float(r["rsync"])  # type: ignore[arg-type]
             vs4 = f"{d / float(four['delivery']):.2f}x" if four else "-"  # type: ignore[arg-type]
             task = f"{r['task']:.1f}" if r["task"] is not None else "-"
             same = "identical" if not r["differs"] else f"DIFFER {r['differs']}"
             print(f"{r['n']:>5} {b:8.1f} {b / floor:5.2f}x   {d:8.1f} {r['method']:<10} {d / floor:5.2f}x "
-                  f"{d / b:5.2f}x {vs4:>7}   {task:>13} {same}")  # fmt: skip
+                  f"{d / b:5.2f}x {vs4:>7}   {task:>11} {float(r['wall']):6.1f} {same}")  # fmt: skip
             if r["fallback"]:
                 print(f"      fell back to rsync: {r['fallback']}")
         print("targets (issue 18): sealer at 32 hosts <= 3x floor and <= 1.6x its 4-host time; rsync grows with N")
