@@ -36,8 +36,13 @@ from sealer.errors import SwarmError
 from sealer.oci.platform import Platform
 
 # auto: a platform goes by swarm when more than this many of its hosts get their first delivery.
-# Provisional: at 8 hosts a parallel rsync costs 1.15x one (issue 18), and a swarm has a fixed
-# cost (packing, torrent, tracker, aria2c on every host); bench/scale.py measures the crossing.
+# Measured (docs/scale.md): at 100 Mbit/s and a 120-210 MiB rootfs the swarm already wins at 2
+# new hosts per platform (4 hosts: 41-44 s against 70.5 s for a parallel rsync) and loses at 1
+# (2 hosts: 28.5 s against 21.9 s). Its fixed cost (packing and hashing on the controller,
+# aria2c's 3.3 MB to every host, one more Ansible round; some 8 s here) stays as links get
+# faster while rsync's cost per host, S/B, shrinks: at 1 GbE a 200 MiB rootfs takes 1.8 s a
+# host, so the swarm pays off only from about 6 hosts a platform. 8 keeps auto on rsync wherever
+# the swarm would not clearly win; --distribution swarm chooses it below that.
 SWARM_THRESHOLD = 8
 PIECE_LENGTH_LOG2 = 20  # 1 MiB pieces: small enough that hosts trade pieces early
 # what a host needs of its platform's rootfs to join the swarm: Debian's aria2c (bin/aria2c, a
