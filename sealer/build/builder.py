@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -128,8 +127,10 @@ class Builder:
         start = time.time_ns()
         # errors name the file as the user named it (-f), or just Kubefile in the context
         shown = opts.kubefile.name if opts.kubefile == opts.context / "Kubefile" else str(opts.kubefile)
-        with contextlib.suppress(OSError):  # stat before reading: a later change moves its stat data
+        try:  # stat before reading: a later change moves its stat data
             self.inputs.add(os.path.abspath(opts.kubefile), follow=True)
+        except OSError:  # parse_file says what is wrong with it
+            self.inputs.complete = False
         kubefile = parse_file(str(opts.kubefile), shown)
         if not opts.context.is_dir():
             raise UsageError(f"build context {opts.context} is not a directory")
