@@ -14,7 +14,7 @@ import posixpath
 import stat
 from pathlib import Path
 
-from sealer.build.memo import Inputs
+from sealer.build.memo import RACY_NS, Inputs
 from sealer.errors import KubefileError
 from sealer.store.layer import Entry
 
@@ -29,11 +29,6 @@ def normalize_dest(dest: str, where: tuple[str, int]) -> str:
 
 def _join(*parts: str) -> str:
     return "/".join(p for p in parts if p)
-
-
-# How long ago a file must have changed for its stat data to be trusted: file system clocks
-# step coarsely (ext4 by the kernel's tick, older ones by the second), so a second covers them.
-RACY_NS = 1_000_000_000
 
 
 def _stamp(st: os.stat_result) -> tuple[int, ...]:

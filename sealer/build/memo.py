@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 VERSION = 1
-RACY_NS = 1_000_000_000  # as context.RACY_NS: one step of a file system's clock
+# How long ago a file must have changed for its stat data to be trusted, by the layer cache
+# (context.settled) and the memo alike: file system clocks step coarsely (ext4 by the kernel's
+# tick, older ones by the second), so a second covers them.
+RACY_NS = 1_000_000_000
 REF_NAME = "org.opencontainers.image.ref.name"  # the store's index.json names images with it
 
 
