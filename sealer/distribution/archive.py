@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from sealer._fs import WRITEBACK_STEP, start_writeback
 from sealer.errors import ArchiveError, DigestMismatchError, PlatformNotFoundError, SealerError, StoreError, UsageError
 from sealer.faults import checkpoint
 from sealer.oci.descriptor import (
@@ -126,11 +127,13 @@ def _write_archive(
     store: Store, entries: list[dict[str, Any]], order: list[str], sizes: dict[str, int], memory: dict[str, bytes],
     f: IO[bytes], reporter: Reporter, where: str, total: int,
 ) -> None:  # fmt: skip
-    """The tar: each store blob copied by the kernel while a second thread hashes the same file;
-    the tar's end is written only when every blob matched its digest."""
+    """The tar: each store blob copied by the kernel while other threads hash the same file (two,
+    so that hashing a large blob keeps pace with the kernel's copy of it and the next); the tar's
+    end is written only when every blob matched its digest."""
     with reporter.task(f"saving {len(entries)} image(s) to {where}", total) as advance, \
-            ThreadPoolExecutor(1) as hashing:  # fmt: skip
+            ThreadPoolExecutor(2) as hashing:  # fmt: skip
         checks: list[Future[None]] = []
+        writeback = stat.S_ISREG(os.fstat(f.fileno()).st_mode)  # a pipe has no disk to start
         index_json = json.dumps({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries}).encode()
         for name, data in (("oci-layout", OCI_LAYOUT), ("index.json", index_json)):
             f.write(_tar_header(name, len(data)) + data + bytes(-len(data) % 512))
@@ -149,7 +152,7 @@ def _write_archive(
                     raise StoreError(f"blob {digest} is missing from the store (run 'sealer fsck')") from err
                 with src:
                     checks.append(hashing.submit(_verify_blob, store.blob_path(digest), digest, size))
-                    _copy_exact(src.fileno(), f.fileno(), size, digest)
+                    _copy_exact(src.fileno(), f.fileno(), size, digest, writeback)
             f.write(bytes(-size % 512))
             advance(size)
         for check in checks:
@@ -173,12 +176,16 @@ def _platform_blobs(image: PlatformImage) -> list[str]:
     return [image.manifest.digest, image.config_digest, *(la.digest for la in image.config.layers)]
 
 
-def _copy_exact(src: int, dst: int, size: int, digest: str) -> None:
+def _copy_exact(src: int, dst: int, size: int, digest: str, writeback: bool) -> None:
+    """Copy by the kernel; into a file (not a pipe), each step's bytes are sent on to the disk."""
     sent = 0
+    start = os.lseek(dst, 0, os.SEEK_CUR) if writeback else 0
     while sent < size:
-        n = os.sendfile(dst, src, None, min(size - sent, 1 << 30))
+        n = os.sendfile(dst, src, None, min(size - sent, WRITEBACK_STEP if writeback else 1 << 30))
         if n == 0:
             raise DigestMismatchError(digest, "blob in the store is shorter than its size")
+        if writeback:
+            start_writeback(dst, start + sent, n)
         sent += n
 
 
@@ -340,6 +347,7 @@ def _stage_stream(src: IO[bytes], path: Path, digest: str, size: int, advance: C
     # hashing (which releases the GIL) runs beside the reads and writes, on the other core
     with open(path, "wb") as out, ThreadPoolExecutor(1) as hashing:
         pending: Future[None] | None = None
+        flushed = 0
         while chunk := src.read(CHUNK):
             if pending is not None:
                 pending.result()
@@ -348,6 +356,10 @@ def _stage_stream(src: IO[bytes], path: Path, digest: str, size: int, advance: C
             out.write(chunk)
             got += len(chunk)
             advance(len(chunk))
+            if got - flushed >= WRITEBACK_STEP:
+                out.flush()
+                start_writeback(out.fileno(), flushed, got - flushed)
+                flushed = got
         if pending is not None:
             pending.result()
     return _check_staged(digest, got, size, hasher)
@@ -362,7 +374,7 @@ def _stage_range(fd: int, offset: int, size: int, path: Path, digest: str, advan
     the store finds nothing left to write."""
     hasher = hashlib.sha256()
     view = memoryview(bytearray(_COPY_CHUNK))
-    got = unreported = 0
+    got = unreported = flushed = 0
     out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         while got < size:
@@ -377,6 +389,9 @@ def _stage_range(fd: int, offset: int, size: int, path: Path, digest: str, advan
             if unreported >= _REPORT_STEP:
                 advance(unreported)
                 unreported = 0
+            if got - flushed >= WRITEBACK_STEP:
+                start_writeback(out, flushed, got - flushed)
+                flushed = got
         advance(unreported)
         checked = _check_staged(digest, got, size, hasher)
         if size >= _FLUSH_EARLY:
