@@ -165,6 +165,23 @@ def task_timeline(run_dir: Path) -> list[tuple[float, float, str]]:
     return sorted((a - zero, b - zero, task) for task, (a, b) in spans.items())
 
 
+def swarm_hosts(run_dir: Path) -> list[tuple[float, float, str]]:
+    """Each host's end of the swarm's download task (seconds from the run's first event), its own
+    download time (aria2c's, from the task's output) and its name (for exploring)."""
+    rows: list[tuple[float, float, str]] = []
+    stamps: list[float] = []
+    for path in (run_dir / "artifacts").glob("*/job_events/*.json"):
+        event = json.loads(path.read_text())
+        stamps.append(dt.datetime.fromisoformat(event["created"]).timestamp())
+        data = event.get("event_data") or {}
+        if str(data.get("task", "")).startswith("Download this host's payload") and event["event"] == "runner_on_ok":
+            out = str((data.get("res") or {}).get("stdout", ""))
+            own = next((float(w.split()[1]) for w in out.splitlines() if w.startswith("<<SWARM-DONE>>")), -1.0)
+            rows.append((stamps[-1], own, str(data.get("host"))))
+    zero = min(stamps, default=0.0)
+    return sorted((end - zero, own, host) for end, own, host in rows)
+
+
 def trees_identical(hosts: list[dict[str, str]], key: str, cluster: str) -> list[str]:
     """Hosts whose rootfs differs from their rsync baseline in anything rsync -a carries (times
     aside: a delivery need not keep them); checksums, not sizes and times."""
@@ -256,6 +273,9 @@ def main() -> None:
                     for a, b, name in task_timeline(Path(result["runDir"])):
                         if b - a >= 1.0:
                             print(f"      {a:6.1f} {b:6.1f} {b - a:6.1f} s  {name[:90]}")
+                    ends = swarm_hosts(Path(result["runDir"]))
+                    print("      swarm hosts (task end s, own download s): "
+                          + ", ".join(f"{host} {end:.1f}/{own:.0f}" for end, own, host in ends))  # fmt: skip
                 for h in some:
                     on_host(key, h["address"], f"rm -rf {BASELINE_DIR}")
                 sealer(env, "delete", "--all", "--cluster", cluster)
