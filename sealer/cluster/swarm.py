@@ -39,7 +39,7 @@ from sealer.oci.platform import Platform
 # Measured (docs/scale.md): at 100 Mbit/s and a 120-210 MiB rootfs the swarm already wins at 2
 # new hosts per platform (4 hosts: 41-44 s against 70.5 s for a parallel rsync) and loses at 1
 # (2 hosts: 28.5 s against 21.9 s). Its fixed cost (packing and hashing on the controller,
-# aria2c's 3.3 MB to every host, one more Ansible round; some 8 s here) stays as links get
+# aria2c's 1.6 MB compressed to every host, one more Ansible round; some 6 s here) stays as links get
 # faster while rsync's cost per host, S/B, shrinks: at 1 GbE a 200 MiB rootfs takes 1.8 s a
 # host, so the swarm pays off only from about 6 hosts a platform. 8 keeps auto on rsync wherever
 # the swarm would not clearly win; --distribution swarm chooses it below that.
