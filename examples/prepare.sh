@@ -71,6 +71,7 @@ fetch_registry() {
 ARIA2_DEBS=(aria2 libaria2-0 libssh2-1 libc-ares2)
 fetch_aria2() {
     local arch=$1 cc=$2 base="$here/kubernetes-base/$1"
+    # a tree made before the stub (it carried ICU) is made again
     [ -x "$base/bin/aria2c" ] && [ -x "$base/lib/aria2/aria2c" ] && [ ! -e "$base/lib/aria2/libicuuc.so.72" ] &&
         return 0
     local apt_opts=(-o "Dir::State::Lists=$cache/apt/lists" -o "Dir::Cache=$cache/apt/cache"
