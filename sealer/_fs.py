@@ -6,7 +6,7 @@ import contextlib
 import fcntl
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sealer.errors import StoreBusyError
@@ -43,6 +43,28 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     (a 1 GiB load: 1.04 s to 0.61 s measured). Linux's DONTNEED begins the writeback of a
     range's dirty pages and drops only its clean ones, so what was just written stays cached."""
     os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+class Writeback:
+    """Follows a long write into ``fd`` from ``offset`` and starts the disk on each
+    ``WRITEBACK_STEP`` of it; ``flush`` first hands a buffered file's bytes to the kernel."""
+
+    def __init__(self, fd: int, offset: int = 0, flush: Callable[[], None] | None = None) -> None:
+        self.fd, self.flush = fd, flush
+        self.started = self.written = offset
+
+    def wrote(self, n: int) -> None:
+        self.written += n
+        if self.written - self.started >= WRITEBACK_STEP:
+            self.finish()
+
+    def finish(self) -> None:
+        """Start the disk on what is left (a writer that goes on to another file, not to an fsync)."""
+        if self.written > self.started:
+            if self.flush is not None:
+                self.flush()
+            start_writeback(self.fd, self.started, self.written - self.started)
+            self.started = self.written
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, tmp_dir: Path | None = None) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sealer._fs import WRITEBACK_STEP, start_writeback
+from sealer._fs import WRITEBACK_STEP, Writeback
 from sealer.errors import ArchiveError, DigestMismatchError, PlatformNotFoundError, SealerError, StoreError, UsageError
 from sealer.faults import checkpoint
 from sealer.oci.descriptor import (
@@ -179,14 +179,16 @@ def _platform_blobs(image: PlatformImage) -> list[str]:
 def _copy_exact(src: int, dst: int, size: int, digest: str, writeback: bool) -> None:
     """Copy by the kernel; into a file (not a pipe), each step's bytes are sent on to the disk."""
     sent = 0
-    start = os.lseek(dst, 0, os.SEEK_CUR) if writeback else 0
+    steps = Writeback(dst, os.lseek(dst, 0, os.SEEK_CUR)) if writeback else None
     while sent < size:
-        n = os.sendfile(dst, src, None, min(size - sent, WRITEBACK_STEP if writeback else 1 << 30))
+        n = os.sendfile(dst, src, None, min(size - sent, WRITEBACK_STEP if steps else 1 << 30))
         if n == 0:
             raise DigestMismatchError(digest, "blob in the store is shorter than its size")
-        if writeback:
-            start_writeback(dst, start + sent, n)
+        if steps:
+            steps.wrote(n)
         sent += n
+    if steps:
+        steps.finish()  # the archive goes on with the next blob: this one's tail is started too
 
 
 # ---- load ------------------------------------------------------------------------------
@@ -347,7 +349,7 @@ def _stage_stream(src: IO[bytes], path: Path, digest: str, size: int, advance: C
     # hashing (which releases the GIL) runs beside the reads and writes, on the other core
     with open(path, "wb") as out, ThreadPoolExecutor(1) as hashing:
         pending: Future[None] | None = None
-        flushed = 0
+        steps = Writeback(out.fileno(), flush=out.flush)
         while chunk := src.read(CHUNK):
             if pending is not None:
                 pending.result()
@@ -356,10 +358,7 @@ def _stage_stream(src: IO[bytes], path: Path, digest: str, size: int, advance: C
             out.write(chunk)
             got += len(chunk)
             advance(len(chunk))
-            if got - flushed >= WRITEBACK_STEP:
-                out.flush()
-                start_writeback(out.fileno(), flushed, got - flushed)
-                flushed = got
+            steps.wrote(len(chunk))
         if pending is not None:
             pending.result()
     return _check_staged(digest, got, size, hasher)
@@ -374,8 +373,9 @@ def _stage_range(fd: int, offset: int, size: int, path: Path, digest: str, advan
     the store finds nothing left to write."""
     hasher = hashlib.sha256()
     view = memoryview(bytearray(_COPY_CHUNK))
-    got = unreported = flushed = 0
+    got = unreported = 0
     out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    steps = Writeback(out)
     try:
         while got < size:
             n = os.preadv(fd, [view[: min(_COPY_CHUNK, size - got)]], offset + got)
@@ -389,9 +389,7 @@ def _stage_range(fd: int, offset: int, size: int, path: Path, digest: str, advan
             if unreported >= _REPORT_STEP:
                 advance(unreported)
                 unreported = 0
-            if got - flushed >= WRITEBACK_STEP:
-                start_writeback(out, flushed, got - flushed)
-                flushed = got
+            steps.wrote(n)
         advance(unreported)
         checked = _check_staged(digest, got, size, hasher)
         if size >= _FLUSH_EARLY:

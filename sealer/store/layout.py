@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sealer._fs import WRITEBACK_STEP, atomic_write, file_lock, fsync_dir, fsync_file, start_writeback
+from sealer._fs import Writeback, atomic_write, file_lock, fsync_dir, fsync_file
 from sealer.errors import DigestMismatchError, StoreError
 from sealer.faults import checkpoint
 from sealer.oci.descriptor import (
@@ -64,24 +64,24 @@ class BlobWriter:
     hasher: Any
     size: int = 0
     staging: Staging | None = None
-    flushed: int = 0
+    writeback: Writeback | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         checkpoint()
         self.hasher.update(data)
         self.file.write(data)
         self.size += len(data)
-        if self.size - self.flushed >= WRITEBACK_STEP:
-            self.file.flush()
-            start_writeback(self.file.fileno(), self.flushed, self.size - self.flushed)
-            self.flushed = self.size
+        if self.writeback is None:
+            self.writeback = Writeback(self.file.fileno(), flush=self.file.flush)
+        self.writeback.wrote(len(data))
 
     def restart(self) -> None:
         """Forget what was written (a download that broke off starts again)."""
         self.file.seek(0)
         self.file.truncate()
         self.hasher = hashlib.sha256()
-        self.size = self.flushed = 0
+        self.size = 0
+        self.writeback = None
 
     def commit(self, expected_digest: str | None = None, expected_size: int | None = None) -> Digest:
         self.file.close()

@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from sealer import _fs
 from sealer._fs import WRITEBACK_STEP
 from sealer.distribution import archive
 from sealer.oci.digest import Digest
-from sealer.store import layout
 from sealer.store.layout import Store
 
 MIB = 1 << 20
 
 
-def _recorder(monkeypatch: pytest.MonkeyPatch, module: object) -> list[tuple[int, int]]:
+def _recorder(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     calls: list[tuple[int, int]] = []
-    monkeypatch.setattr(module, "start_writeback", lambda fd, offset, length: calls.append((offset, length)))
+    monkeypatch.setattr(_fs, "start_writeback", lambda fd, offset, length: calls.append((offset, length)))
     return calls
 
 
@@ -36,7 +36,7 @@ def _covered(calls: list[tuple[int, int]]) -> int:
 
 
 def test_a_store_blob_is_handed_to_the_disk_in_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _recorder(monkeypatch, layout)
+    calls = _recorder(monkeypatch)
     store = Store.open(tmp_path / "store")
     data = os.urandom(MIB) * 20
     with store.new_blob() as writer:
@@ -48,7 +48,7 @@ def test_a_store_blob_is_handed_to_the_disk_in_steps(tmp_path: Path, monkeypatch
 
 
 def test_a_restarted_blob_starts_its_writeback_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _recorder(monkeypatch, layout)
+    calls = _recorder(monkeypatch)
     store = Store.open(tmp_path / "store")
     data = os.urandom(9 * MIB)
     with store.new_blob() as writer:
@@ -61,7 +61,7 @@ def test_a_restarted_blob_starts_its_writeback_over(tmp_path: Path, monkeypatch:
 
 
 def test_load_staging_hands_each_blob_to_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _recorder(monkeypatch, archive)
+    calls = _recorder(monkeypatch)
     data = os.urandom(MIB) * 19
     source = tmp_path / "archive"
     source.write_bytes(b"x" * 512 + data)
@@ -77,7 +77,7 @@ def test_load_staging_hands_each_blob_to_the_disk(tmp_path: Path, monkeypatch: p
 
 
 def test_save_hands_a_file_to_the_disk_and_not_a_pipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _recorder(monkeypatch, archive)
+    calls = _recorder(monkeypatch)
     data = os.urandom(MIB) * 17
     blob = tmp_path / "blob"
     blob.write_bytes(data)
