@@ -140,46 +140,47 @@ def sealer_run(env: dict[str, str], hosts: list[dict[str, str]], key: str, clust
     return result
 
 
-def init_task_seconds(run_dir: Path) -> float | None:
+def run_events(run_dir: Path) -> list[dict]:  # type: ignore[type-arg]
+    """The run's Ansible events (ansible-runner's job_events), each read once."""
+    return [json.loads(p.read_text()) for p in (run_dir / "artifacts").glob("*/job_events/*.json")]
+
+
+def _stamp(event: dict) -> float:  # type: ignore[type-arg]
+    return dt.datetime.fromisoformat(event["created"]).timestamp()
+
+
+def init_task_seconds(events: list[dict]) -> float | None:  # type: ignore[type-arg]
     """The swarm's init task's wall time: its first host's start to its last host's end (Ansible events)."""
-    stamps: list[float] = []
-    for path in (run_dir / "artifacts").glob("*/job_events/*.json"):
-        event = json.loads(path.read_text())
-        data = event.get("event_data") or {}
-        if str(data.get("task", "")).startswith(INIT_TASK) and event.get("event", "").startswith("runner_on_"):
-            stamps.append(dt.datetime.fromisoformat(event["created"]).timestamp())
+    stamps = [_stamp(e) for e in events if str((e.get("event_data") or {}).get("task", "")).startswith(INIT_TASK)
+              and e.get("event", "").startswith("runner_on_")]  # fmt: skip
     return max(stamps) - min(stamps) if len(stamps) >= 2 else None
 
 
-def task_timeline(run_dir: Path) -> list[tuple[float, float, str]]:
+def task_timeline(events: list[dict]) -> list[tuple[float, float, str]]:  # type: ignore[type-arg]
     """Each task's first event and last event, seconds from the run's first event (for exploring)."""
     spans: dict[str, list[float]] = {}
-    for path in (run_dir / "artifacts").glob("*/job_events/*.json"):
-        event = json.loads(path.read_text())
+    for event in events:
         task = str((event.get("event_data") or {}).get("task", ""))
         if task:
-            t = dt.datetime.fromisoformat(event["created"]).timestamp()
+            t = _stamp(event)
             span = spans.setdefault(task, [t, t])
             span[0], span[1] = min(span[0], t), max(span[1], t)
     zero = min((a for a, _ in spans.values()), default=0.0)
     return sorted((a - zero, b - zero, task) for task, (a, b) in spans.items())
 
 
-def swarm_hosts(run_dir: Path) -> list[tuple[float, float, str]]:
+def swarm_hosts(events: list[dict]) -> list[tuple[float, float, str]]:  # type: ignore[type-arg]
     """Each host's end of the swarm's download task (seconds from the run's first event), its own
     download time (aria2c's, from the task's output) and its name (for exploring)."""
+    zero = min((_stamp(e) for e in events), default=0.0)
     rows: list[tuple[float, float, str]] = []
-    stamps: list[float] = []
-    for path in (run_dir / "artifacts").glob("*/job_events/*.json"):
-        event = json.loads(path.read_text())
-        stamps.append(dt.datetime.fromisoformat(event["created"]).timestamp())
+    for event in events:
         data = event.get("event_data") or {}
         if str(data.get("task", "")).startswith("Download this host's payload") and event["event"] == "runner_on_ok":
             out = str((data.get("res") or {}).get("stdout", ""))
             own = next((float(w.split()[1]) for w in out.splitlines() if w.startswith("<<SWARM-DONE>>")), -1.0)
-            rows.append((stamps[-1], own, str(data.get("host"))))
-    zero = min(stamps, default=0.0)
-    return sorted((end - zero, own, host) for end, own, host in rows)
+            rows.append((_stamp(event) - zero, own, str(data.get("host"))))
+    return sorted(rows)
 
 
 def trees_identical(hosts: list[dict[str, str]], key: str, cluster: str) -> list[str]:
@@ -261,19 +262,20 @@ def main() -> None:
                 _, result = timed(sealer_run, env, some, key, cluster, extra)
                 assert isinstance(result, dict)
                 delivery = result.get("delivery")
-                differs = trees_identical(some, key, cluster) if not opts.no_baseline else ["unchecked"]
+                differs = None if opts.no_baseline else trees_identical(some, key, cluster)
+                events = run_events(Path(result["runDir"]))
                 rows.append({
                     "n": n, "rsync": base, "wall": result["wall"], "differs": differs,
                     "method": delivery["method"] if delivery else "whole run",
                     "delivery": delivery["seconds"] if delivery else result["wall"],
                     "fallback": delivery.get("fallback", []) if delivery else [],
-                    "task": init_task_seconds(Path(result["runDir"])),
+                    "task": init_task_seconds(events),
                 })  # fmt: skip
                 if opts.no_baseline:
-                    for a, b, name in task_timeline(Path(result["runDir"])):
+                    for a, b, name in task_timeline(events):
                         if b - a >= 1.0:
                             print(f"      {a:6.1f} {b:6.1f} {b - a:6.1f} s  {name[:90]}")
-                    ends = swarm_hosts(Path(result["runDir"]))
+                    ends = swarm_hosts(events)
                     print("      swarm hosts (task end s, own download s): "
                           + ", ".join(f"{host} {end:.1f}/{own:.0f}" for end, own, host in ends))  # fmt: skip
                 for h in some:
@@ -283,7 +285,7 @@ def main() -> None:
                 print(
                     f"... {n} hosts: rsync {base:.1f} s, sealer {rows[-1]['delivery']:.1f} s ({rows[-1]['method']}),"
                     f" then init scripts {task if task is None else round(task, 1)} s,"
-                    f" trees {'identical' if not differs else 'DIFFER'}",
+                    f" trees {'unchecked' if differs is None else 'DIFFER' if differs else 'identical'}",
                     flush=True,
                 )
 
@@ -299,13 +301,13 @@ def main() -> None:
             d, b = float(r["delivery"]), float(r["rsync"])  # type: ignore[arg-type]
             vs4 = f"{d / float(four['delivery']):.2f}x" if four else "-"  # type: ignore[arg-type]
             task = f"{r['task']:.1f}" if r["task"] is not None else "-"
-            same = "identical" if not r["differs"] else "unchecked" if opts.no_baseline else f"DIFFER {r['differs']}"
+            same = "unchecked" if r["differs"] is None else f"DIFFER {r['differs']}" if r["differs"] else "identical"
             print(f"{r['n']:>5} {b:8.1f} {b / floor:5.2f}x   {d:8.1f} {r['method']:<10} {d / floor:5.2f}x "
                   f"{d / b:5.2f}x {vs4:>7}   {task:>11} {float(r['wall']):6.1f} {same}")  # fmt: skip
             if r["fallback"]:
                 print(f"      fell back to rsync: {r['fallback']}")
         print("targets (issue 18): sealer at 32 hosts <= 3x floor and <= 1.6x its 4-host time; rsync grows with N")
-        if any(r["differs"] for r in rows) and not opts.no_baseline:
+        if any(r["differs"] for r in rows):
             raise SystemExit("some host's tree differs from its rsync baseline")
     finally:
         subprocess.run([*SEALER, "sandbox", "down", SANDBOX], env=env, check=False, capture_output=True)

@@ -64,15 +64,15 @@ class BlobWriter:
     hasher: Any
     size: int = 0
     staging: Staging | None = None
-    writeback: Writeback | None = None
+
+    def __post_init__(self) -> None:
+        self.writeback = Writeback(self.file.fileno(), flush=self.file.flush)
 
     def write(self, data: bytes | memoryview) -> None:
         checkpoint()
         self.hasher.update(data)
         self.file.write(data)
         self.size += len(data)
-        if self.writeback is None:
-            self.writeback = Writeback(self.file.fileno(), flush=self.file.flush)
         self.writeback.wrote(len(data))
 
     def restart(self) -> None:
@@ -81,7 +81,7 @@ class BlobWriter:
         self.file.truncate()
         self.hasher = hashlib.sha256()
         self.size = 0
-        self.writeback = None
+        self.writeback = Writeback(self.file.fileno(), flush=self.file.flush)
 
     def commit(self, expected_digest: str | None = None, expected_size: int | None = None) -> Digest:
         self.file.close()
