@@ -5,13 +5,14 @@ each host behind a RATE NIC, the controller behind one RATE uplink).
 The image is the example base plus a generated context of incompressible bytes, about
 PAYLOAD MiB per platform (two thirds shared by both platforms, a third per platform). For each
 N, after ``sync``:
-  - baseline: a parallel ``rsync -a`` over ssh from the controller of each platform's rootfs
-    (the very tree sealer mounts) to every host, as bench/run.py does;
-  - sealer: ``sealer run --output json`` onto the same N hosts (a first run: a new cluster).
+  - sealer: ``sealer run --output json`` onto N hosts (a first run: a new cluster).
     Its delivery time is the JSON's ``delivery.seconds`` when sealer reports it (swarm or rsync,
     named: from the swarm's packing to the last host's tree in place); without it the whole
     run's wall time, marked as such. Beside it, the time of the init scripts the swarm's hosts
-    run after their delivery (read from the run's Ansible events), which is not delivery;
+    run after their delivery (read from the run's Ansible events), which is not delivery, and
+    per platform the slowest swarm host's own download (aria2c's time, unpacking aside);
+  - baseline, after it: a parallel ``rsync -a`` over ssh from the controller of each platform's
+    rootfs (the very tree sealer mounts) to the same hosts, as bench/run.py does;
   - the floor: the controller must send each platform's bytes once, S_amd64/B + S_arm64/B.
 Every host's rootfs is then compared with its rsync baseline (contents, modes, owners,
 symlinks, hard links, empty directories: ``rsync -n --checksum --itemize-changes`` on the host).
@@ -183,6 +184,17 @@ def swarm_hosts(events: list[dict]) -> list[tuple[float, float, str]]:  # type: 
     return sorted(rows)
 
 
+def slowest_download(events: list[dict], hosts: list[dict[str, str]]) -> str:  # type: ignore[type-arg]
+    """Per platform, the slowest swarm host's own download (aria2c's, unpacking aside): the
+    transfer's share of the delivery time, "-" where no host of it went through the swarm."""
+    platform = {h["address"]: h["platform"] for h in hosts}
+    slowest: dict[str, float] = {}
+    for _, own, host in swarm_hosts(events):
+        if own >= 0:
+            slowest[platform.get(host, "?")] = max(own, slowest.get(platform.get(host, "?"), 0.0))
+    return "/".join(f"{slowest[p]:.0f}" if p in slowest else "-" for p in sorted(set(platform.values())))
+
+
 def trees_identical(hosts: list[dict[str, str]], key: str, cluster: str) -> list[str]:
     """Hosts whose rootfs differs from their rsync baseline in anything rsync -a carries (times
     aside: a delivery need not keep them); checksums, not sizes and times."""
@@ -258,8 +270,11 @@ def main() -> None:
             for n in counts:
                 some = hosts[:n]
                 cluster = f"scale{n}"
-                base, _ = timed(rsync_baseline, some, trees, key) if not opts.no_baseline else (float("nan"), None)
+                # sealer first: the hosts share this machine's page cache, so a baseline made before
+                # would hold N copies of the rootfs in memory through sealer's run (a 32-host run
+                # then reclaimed memory the hosts' own machines would not share)
                 _, result = timed(sealer_run, env, some, key, cluster, extra)
+                base, _ = timed(rsync_baseline, some, trees, key) if not opts.no_baseline else (float("nan"), None)
                 assert isinstance(result, dict)
                 delivery = result.get("delivery")
                 differs = None if opts.no_baseline else trees_identical(some, key, cluster)
@@ -270,6 +285,7 @@ def main() -> None:
                     "delivery": delivery["seconds"] if delivery else result["wall"],
                     "fallback": delivery.get("fallback", []) if delivery else [],
                     "task": init_task_seconds(events),
+                    "download": slowest_download(events, some),
                 })  # fmt: skip
                 if opts.no_baseline:
                     for a, b, name in task_timeline(events):
@@ -296,16 +312,20 @@ def main() -> None:
         print(f"floor (the controller sends each platform once): {each}; the hosts' platforms {floor:.1f} s")
         four = next((r for r in rows if r["n"] == 4), None)
         print(f"{'hosts':>5} {'rsync s':>8} {'/floor':>6}   {'sealer s':>8} {'method':<10} {'/floor':>6} "
-              f"{'/rsync':>6} {'/4hosts':>7}   {'then init s':>11} {'run s':>6} {'trees':<9}")  # fmt: skip
+              f"{'/rsync':>6} {'/4hosts':>7}   {'then init s':>11} {'run s':>6} {'own dl s':>8} "
+              f"{'trees':<9}")  # fmt: skip
         for r in rows:
             d, b = float(r["delivery"]), float(r["rsync"])  # type: ignore[arg-type]
             vs4 = f"{d / float(four['delivery']):.2f}x" if four else "-"  # type: ignore[arg-type]
             task = f"{r['task']:.1f}" if r["task"] is not None else "-"
             same = "unchecked" if r["differs"] is None else f"DIFFER {r['differs']}" if r["differs"] else "identical"
             print(f"{r['n']:>5} {b:8.1f} {b / floor:5.2f}x   {d:8.1f} {r['method']:<10} {d / floor:5.2f}x "
-                  f"{d / b:5.2f}x {vs4:>7}   {task:>11} {float(r['wall']):6.1f} {same}")  # fmt: skip
+                  f"{d / b:5.2f}x {vs4:>7}   {task:>11} {float(r['wall']):6.1f} {r['download']:>8} {same}")  # fmt: skip
             if r["fallback"]:
                 print(f"      fell back to rsync: {r['fallback']}")
+        platforms = "/".join(sorted({h["platform"] for h in hosts}))
+        print(f"own dl s: the slowest swarm host's own download per platform ({platforms}), as its aria2c took it,"
+              " before unpacking")  # fmt: skip
         print("targets (issue 18): sealer at 32 hosts <= 3x floor and <= 1.6x its 4-host time; rsync grows with N")
         if any(r["differs"] for r in rows):
             raise SystemExit("some host's tree differs from its rsync baseline")
