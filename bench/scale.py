@@ -48,8 +48,6 @@ IMAGE = "bench/scale:v1"
 SANDBOX = "bscale"
 BASELINE_DIR = "/var/lib/bench-rsync"
 EXCLUDE = "--exclude=/registry/"  # served from the registry host, not delivered (roles/sealer_rootfs)
-# the swarm's task that runs the init scripts after the delivery (not part of it; for the table)
-INIT_TASK = "Run the image's init script once on a host whose whole rootfs came through the swarm"
 
 
 def sealer(env: dict[str, str], *args: str) -> str:
@@ -150,11 +148,18 @@ def _stamp(event: dict) -> float:  # type: ignore[type-arg]
     return dt.datetime.fromisoformat(event["created"]).timestamp()
 
 
+def _kind(event: dict) -> str:  # type: ignore[type-arg]
+    """The kind of the report a host returned in this event (sealer/cluster/results.py), if any."""
+    report = ((event.get("event_data") or {}).get("res") or {}).get("sealer")
+    return str(report.get("kind", "")) if isinstance(report, dict) else ""
+
+
 def init_task_seconds(events: list[dict]) -> float | None:  # type: ignore[type-arg]
-    """The swarm's init task's wall time: its first host's start to its last host's end (Ansible events)."""
-    stamps = [_stamp(e) for e in events if str((e.get("event_data") or {}).get("task", "")).startswith(INIT_TASK)
-              and e.get("event", "").startswith("runner_on_")]  # fmt: skip
-    return max(stamps) - min(stamps) if len(stamps) >= 2 else None
+    """The swarm's init task's wall time: from the last swarm download's report to the last host's
+    init report (Ansible events)."""
+    downloads = [_stamp(e) for e in events if _kind(e) == "swarm"]
+    inits = [_stamp(e) for e in events if _kind(e) == "initialise"]
+    return max(inits) - max(downloads) if inits and downloads else None
 
 
 def task_timeline(events: list[dict]) -> list[tuple[float, float, str]]:  # type: ignore[type-arg]
@@ -172,14 +177,14 @@ def task_timeline(events: list[dict]) -> list[tuple[float, float, str]]:  # type
 
 def swarm_hosts(events: list[dict]) -> list[tuple[float, float, str]]:  # type: ignore[type-arg]
     """Each host's end of the swarm's download task (seconds from the run's first event), its own
-    download time (aria2c's, from the task's output) and its name (for exploring)."""
+    download time (aria2c's, from the host's report) and its name (for exploring)."""
     zero = min((_stamp(e) for e in events), default=0.0)
     rows: list[tuple[float, float, str]] = []
     for event in events:
         data = event.get("event_data") or {}
-        if str(data.get("task", "")).startswith("Download this host's payload") and event["event"] == "runner_on_ok":
-            out = str((data.get("res") or {}).get("stdout", ""))
-            own = next((float(w.split()[1]) for w in out.splitlines() if w.startswith("<<SWARM-DONE>>")), -1.0)
+        if _kind(event) == "swarm" and event["event"] == "runner_on_ok":
+            report = data["res"]["sealer"]
+            own = float(report.get("seconds", -1)) if not report.get("failed") else -1.0
             rows.append((_stamp(event) - zero, own, str(data.get("host"))))
     return sorted(rows)
 

@@ -137,6 +137,32 @@ def _on_ok(result: PlaybookResult, host: str, data: dict[str, Any], reporter: Re
         result.diffs.setdefault(host, []).extend((task, one) for one in _diffs(res))
 
 
+def read_event(result: PlaybookResult, event: dict[str, Any], reporter: Reporter, check: bool = False) -> None:
+    """One of ansible-runner's events into the result: what a host reported, what changed, what failed."""
+    kind = event.get("event", "")
+    data = event.get("event_data") or {}
+    host = data.get("host") or data.get("remote_addr") or ""
+    task = data.get("task") or ""
+    role = _role(data)
+    if role and kind.startswith(("runner_on_", "playbook_on_task_start")):
+        result.role_starts.setdefault(role, time.monotonic())
+    if kind == "runner_on_start":
+        reporter.status(host, f"{data.get('role') or 'play'}: {task}")
+    elif kind == "runner_on_ok":
+        _on_ok(result, host, data, reporter, check)
+    elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+        result.failures.append(Failure(host, task, _reason(data.get("res") or {})))
+        reporter.note(f"{host}: {task}: FAILED")
+    elif kind == "runner_on_unreachable":
+        result.failures.append(Failure(host, task, "unreachable: " + _reason(data.get("res") or {})))
+        reporter.note(f"{host}: {task}: UNREACHABLE")
+    elif kind == "playbook_on_stats":
+        for stat, attr in (("ok", "ok"), ("changed", "changed"), ("failures", "failed"),
+                           ("dark", "unreachable"), ("skipped", "skipped")):  # fmt: skip
+            for h, n in (data.get(stat) or {}).items():
+                setattr(result.hosts.setdefault(h, HostSummary()), attr, n)
+
+
 @dataclass(frozen=True)
 class PlaybookOptions:
     """``extravars``: Ansible's extra variables; ``tags``, ``limit``: its tags and host limit;
@@ -161,28 +187,7 @@ def run_playbook(
     result = PlaybookResult("unknown", -1, run_dir)
 
     def on_event(event: dict[str, Any]) -> bool:
-        kind = event.get("event", "")
-        data = event.get("event_data") or {}
-        host = data.get("host") or data.get("remote_addr") or ""
-        task = data.get("task") or ""
-        role = _role(data)
-        if role and kind.startswith(("runner_on_", "playbook_on_task_start")):
-            result.role_starts.setdefault(role, time.monotonic())
-        if kind == "runner_on_start":
-            reporter.status(host, f"{data.get('role') or 'play'}: {task}")
-        elif kind == "runner_on_ok":
-            _on_ok(result, host, data, reporter, check)
-        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-            result.failures.append(Failure(host, task, _reason(data.get("res") or {})))
-            reporter.note(f"{host}: {task}: FAILED")
-        elif kind == "runner_on_unreachable":
-            result.failures.append(Failure(host, task, "unreachable: " + _reason(data.get("res") or {})))
-            reporter.note(f"{host}: {task}: UNREACHABLE")
-        elif kind == "playbook_on_stats":
-            for stat, attr in (("ok", "ok"), ("changed", "changed"), ("failures", "failed"),
-                               ("dark", "unreachable"), ("skipped", "skipped")):  # fmt: skip
-                for h, n in (data.get(stat) or {}).items():
-                    setattr(result.hosts.setdefault(h, HostSummary()), attr, n)
+        read_event(result, event, reporter, check)
         return True
 
     run_dir.mkdir(parents=True, exist_ok=True)

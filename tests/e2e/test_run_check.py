@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
+from sealer.cluster.check_report import Topology, host_check
 from sealer.cluster.collection import collections_path
+from sealer.cluster.results import Reports, host_report
 from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 from sealer.store.image import get_image
@@ -165,7 +167,8 @@ def test_check_reports_exactly_the_file_a_new_image_changes(
     assert "+- kubectl apply -f manifests/dashborad.yaml" in diffs, diffs
     assert_unchanged(before, hosts)
     # the same from ansible-playbook --check on the collection's playbook, with the inventory
-    # sealer wrote and the new image's platforms mounted where it says
+    # sealer wrote and the new image's platforms mounted where it says: its hosts' typed results
+    # give the same report
     reports = ansible_playbook_check(run_store, CHANGED_IMAGE, tmp_path)
     assert {a: r["rootfs"]["paths"] for a, r in reports.items()} == {
         h.address: ["manifests/dashborad.yaml"] for h in hosts
@@ -191,5 +194,14 @@ def ansible_playbook_check(run_store: Sealer, image: str, workdir: Path) -> dict
              "sealer.cluster.run"], capture_output=True, text=True, env=env, check=False, cwd=ROOT,
         )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
-    last = json.loads(proc.stdout)["plays"][-1]["tasks"][-1]["hosts"]
-    return {address: result["sealer_check_report"] for address, result in last.items()}
+    typed = Reports()
+    for play in json.loads(proc.stdout)["plays"]:
+        for task in play["tasks"]:
+            for address, res in task["hosts"].items():
+                report = host_report(address, res)
+                if report is not None:
+                    typed.add(report)
+    groups = inventory["all"]["children"]
+    topology = Topology(next(iter(groups["master"]["hosts"])), next(iter(groups["registry"]["hosts"])),
+                        frozenset(inventory["all"]["hosts"]))  # fmt: skip
+    return {a: host_check(a, "", typed, topology, set()).to_json() for a in inventory["all"]["hosts"]}

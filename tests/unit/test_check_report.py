@@ -1,90 +1,73 @@
-"""The sealer_check role reads the roles' dry-run results as real Ansible hands them over: rsync's
---stats and itemized lines, the registry's state, the init and join markers."""
+"""The check report is built in Python from what hosts report as data. The events here are
+recorded from real `sealer run --check` runs on the sandbox (an amd64 master, an arm64 node),
+trimmed to what sealer reads (tests/data/events): a new cluster, then the same after a run."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+from sealer.cluster.check_report import HostCheck, Topology, host_check
+from sealer.cluster.runner import PlaybookResult, read_event
+from sealer.progress import SilentReporter
 
-from sealer.cluster.collection import collections_path
+EVENTS = Path(__file__).resolve().parents[1] / "data" / "events"
+MASTER, NODE = "10.213.1.11", "10.213.1.12"
+TOPOLOGY = Topology(MASTER, MASTER, frozenset((MASTER, NODE)))
 
-INVENTORY = {
-    "all": {
-        "hosts": {
-            "m0": {"ansible_connection": "local", "sealer_platform": "linux/amd64"},
-            "n1": {"ansible_connection": "local", "sealer_platform": "linux/arm64/v8"},
-        },
-        "children": {
-            "master": {"hosts": {"m0": None}},
-            "node": {"hosts": {"n1": None}},
-            "registry": {"hosts": {"m0": None}},
-        },
+
+def replay(name: str, tmp_path: Path) -> PlaybookResult:
+    result = PlaybookResult("successful", 0, tmp_path)
+    events: list[dict[str, Any]] = json.loads((EVENTS / f"{name}.json").read_text())
+    for event in events:
+        read_event(result, event, SilentReporter(), check=True)
+    return result
+
+
+def checks(result: PlaybookResult) -> dict[str, HostCheck]:
+    return {
+        host: host_check(host, "", result.reports, TOPOLOGY, result.changed_roles.get(host, set()))
+        for host in (MASTER, NODE)
     }
-}
-ROOTFS_OUT = [
-    "<<WOULD-INITIALISE>> sha256:abc",
-    "<<CHANGED>>.d..t...... manifests/",
-    "<<CHANGED>><f.st...... manifests/dashborad.yaml",
-    "<<CHANGED>>*deleting   etc/old.conf",
-    "Number of files: 1,310 (reg: 1,201, dir: 109)",
-    "Number of deleted files: 1 (reg: 1)",
-    "Number of regular files transferred: 1",
-    "Total transferred file size: 12,345 bytes",
-]
 
 
-def report(tmp_path: Path, facts: dict[str, Any], check: bool = True) -> dict[str, dict[str, Any]]:
-    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(INVENTORY))
-    (tmp_path / "facts.json").write_text(json.dumps(facts))
-    (tmp_path / "play.yml").write_text(
-        "- hosts: all\n  gather_facts: false\n  tasks:\n"
-        '    - ansible.builtin.set_fact: {"{{ item.key }}": "{{ item.value }}"}\n'
-        "      loop: \"{{ (lookup('file', 'facts.json') | from_json)[inventory_hostname] | dict2items }}\"\n"
-        "- hosts: all\n  gather_facts: false\n  roles: [sealer.cluster.sealer_check]\n"
-    )
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections_path(tmp_path)), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_STDOUT_CALLBACK": "json"}  # fmt: skip
-    args = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventory.yaml", "play.yml"]
-    proc = subprocess.run([*args, *(["--check"] if check else [])], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    tasks = json.loads(proc.stdout)["plays"][1]["tasks"]
-    results = tasks[-1]["hosts"]
-    return {host: res.get("sealer_check_report", {}) for host, res in results.items()}
+def test_a_new_cluster_would_get_everything(tmp_path: Path) -> None:
+    result = replay("check-new-cluster", tmp_path)
+    rows = checks(result)
+    master, node = rows[MASTER], rows[NODE]
+    # each host its own platform's rootfs: the same files, other bytes
+    assert (master.rootfs_files, node.rootfs_files) == (22, 22)
+    assert master.rootfs_bytes == 117638932 and node.rootfs_bytes == 93697444
+    assert "bin/kubeadm" in master.rootfs_paths and master.rootfs_deleted == 0
+    assert master.script == node.script == "pending"
+    assert (master.registry_files, master.registry_action) == (32, "start")
+    assert (node.registry_files, node.registry_action) == (0, "none")
+    assert (master.init, master.join, master.cmds) == ("pending", "none", "pending")
+    assert (node.init, node.join, node.cmds) == ("none", "pending", "none")
+    assert not master.idle() and not node.idle()
+    assert result.changed_tasks[MASTER] and "sealer_registry" in result.changed_roles[MASTER]
 
 
-def test_the_report_counts_what_rsync_would_send_and_what_is_pending(tmp_path: Path) -> None:
-    got = report(tmp_path, {
-        "m0": {"sealer_rootfs_sync": {"stdout_lines": ROOTFS_OUT},
-               "sealer_registry_sync": {"changed": True, "stdout_lines": ["Number of regular files transferred: 2",
-                                                                           "Total transferred file size: 2,048 bytes"]},
-               "sealer_registry_host_state": {"stdout_lines": ["systemd", "running", "enabled"]},
-               "sealer_kubernetes_state": {"stdout": "joined\r\n"}, "sealer_app_state": {"stdout": ""}},
-        "n1": {"sealer_rootfs_sync": {"stdout_lines": []}, "sealer_kubernetes_state": {"stdout": ""}},
-    })  # fmt: skip
-    m0, n1 = got["m0"], got["n1"]
-    assert m0["platform"] == "linux/amd64"
-    assert (int(m0["rootfs"]["files"]), int(m0["rootfs"]["bytes"]), int(m0["rootfs"]["deleted"])) == (1, 12345, 1)
-    assert m0["rootfs"]["paths"] == ["manifests/dashborad.yaml"]
-    assert m0["rootfs"]["script"] == "pending"
-    assert (int(m0["registry"]["files"]), int(m0["registry"]["bytes"])) == (2, 2048)
-    assert m0["registry"]["action"] == "restart"
-    assert (m0["init"], m0["join"], m0["cmds"]) == ("done", "none", "pending")
-    assert int(n1["rootfs"]["files"]) == 0 and n1["rootfs"]["script"] == "done"
-    assert n1["registry"]["action"] == "none"
-    assert (n1["init"], n1["join"], n1["cmds"]) == ("none", "pending", "none")
+def test_after_a_run_there_is_nothing_to_do(tmp_path: Path) -> None:
+    result = replay("check-unchanged", tmp_path)
+    rows = checks(result)
+    assert all(row.idle() for row in rows.values()), rows
+    assert rows[MASTER].registry_action == "none" and rows[MASTER].cmds == "done"
+    assert not result.changed_tasks
 
 
-def test_a_registry_that_is_not_running_would_start(tmp_path: Path) -> None:
-    got = report(tmp_path, {"m0": {"sealer_registry_host_state": {"stdout_lines": ["systemd"]}}, "n1": {}})
-    assert got["m0"]["registry"]["action"] == "start"
+def test_a_registry_whose_files_change_restarts_and_one_that_is_down_starts(tmp_path: Path) -> None:
+    result = replay("check-unchanged", tmp_path)
+    state = result.reports.get(MASTER, "registry-state")
+    assert state is not None
+    assert host_check(MASTER, "", result.reports, TOPOLOGY, {"sealer_registry"}).registry_action == "restart"
+    result.reports.add(type(state)(MASTER, state.kind, {**state.data, "running": False}))
+    assert host_check(MASTER, "", result.reports, TOPOLOGY, set()).registry_action == "start"
 
 
-def test_the_report_is_made_in_check_mode_only(tmp_path: Path) -> None:
-    assert report(tmp_path, {"m0": {}, "n1": {}}, check=False) == {"m0": {}, "n1": {}}
+def test_a_host_that_reported_nothing_is_not_called_done(tmp_path: Path) -> None:
+    empty = PlaybookResult("successful", 0, tmp_path)
+    row = host_check(MASTER, "linux/amd64", empty.reports, TOPOLOGY, set())
+    assert (row.script, row.registry_action, row.init, row.cmds) == ("unknown", "unknown", "unknown", "unknown")
+    assert not row.idle()
