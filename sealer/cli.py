@@ -248,8 +248,9 @@ def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: 
     """Run an image on hosts: each gets the rootfs of its own platform."""
     from sealer.commands import run as cmd
 
-    cluster = cmd.load_cluster(image, masters, nodes, clusterfile, inventory, user, password, pk, port, name, bastion)
-    cmd.run(cluster, strict_host_keys, output, check, diff, distribution)
+    args = cmd.RunArgs(image, masters, nodes, clusterfile, inventory, user, password, pk, port, name, bastion,
+                       strict_host_keys, check, diff, distribution, output)  # fmt: skip
+    cmd.run(cmd.load_cluster(args), args)
 
 
 @cli.command()
@@ -267,7 +268,7 @@ def join(masters: str | None, nodes: str | None, name: str | None, strict_host_k
     """Add hosts to a cluster (each gets its own platform's rootfs)."""
     from sealer.commands import cluster as cmd
 
-    cmd.join(masters, nodes, name, strict_host_keys, output, check, diff, bastion)
+    cmd.join(cmd.JoinArgs(masters, nodes, name, strict_host_keys, check, diff, bastion, output))
 
 
 @cli.command()

@@ -19,18 +19,11 @@ from typing import Any
 import yaml
 
 from sealer.cluster.clusterfile import Cluster, SSHConfig
-from sealer.cluster.deploy import (
-    cluster_lock,
-    clusters_dir,
-    delete_targets,
-    forget_hosts,
-    load_state,
-    platform_mounts,
-    prepare_cluster,
-    resolve_name,
-)
+from sealer.cluster.deploy import platform_mounts, prepare_cluster
 from sealer.cluster.inventory_file import InventoryFile, read_inventory_file
+from sealer.cluster.membership import delete_targets
 from sealer.cluster.runner import REMOTE_TMP
+from sealer.cluster.state import cluster_lock, clusters_dir, forget_hosts, load_state, resolve_name
 from sealer.errors import SealerError
 from sealer.names import check_name
 from sealer.oci.reference import Reference

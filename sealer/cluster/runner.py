@@ -14,6 +14,7 @@ import yaml
 
 from sealer.cluster.collection import collections_path
 from sealer.cluster.collection import playbook as collection_playbook
+from sealer.cluster.results import Reports, host_report
 from sealer.progress import Reporter
 
 # Ansible runs a task on at most this many hosts at once (a worker process and an ssh session
@@ -77,17 +78,16 @@ class PlaybookResult:
     run_dir: Path
     hosts: dict[str, HostSummary] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    # per host: the tasks that changed it (or would, in check mode), as Ansible names them to the user
     changed_tasks: dict[str, list[str]] = field(default_factory=dict)
-    # check mode: what the sealer_check role says a run would change, per host
-    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # per host: the roles of which a task changed it (or would)
+    changed_roles: dict[str, set[str]] = field(default_factory=dict)
+    # what each host reported, as data (results.py)
+    reports: Reports = field(default_factory=Reports)
     # with diff: each changed task's diffs (Ansible's before/after), per host
     diffs: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
-    # per role: the times (monotonic) of its first and of its last event: how long each phase took
-    role_spans: dict[str, list[float]] = field(default_factory=dict)
-    # per task of a role ("role: task"): the times of its first and last host done (not skipped)
-    task_spans: dict[str, list[float]] = field(default_factory=dict)
-    # per host: the lines its tasks marked for sealer (<<MARK>>...), with the role that said them
-    marks: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # per role: the time (monotonic) of its first event: when each phase started
+    role_starts: dict[str, float] = field(default_factory=dict)
 
 
 # what Ansible says of a failed raw, command or shell task: the task's own output says more
@@ -119,47 +119,44 @@ def _diffs(res: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _on_ok(result: PlaybookResult, host: str, task: str, res: dict[str, Any], reporter: Reporter, check: bool) -> None:
-    if "sealer_check_report" in res:
-        result.reports[host] = res["sealer_check_report"]
-    elif res.get("changed"):
+def _role(data: dict[str, Any]) -> str:
+    """The role a task belongs to, without its collection (``sealer_rootfs``); empty for a play's own."""
+    return str(data.get("role") or "").rpartition(".")[2]
+
+
+def _on_ok(result: PlaybookResult, host: str, data: dict[str, Any], reporter: Reporter, check: bool) -> None:
+    res = data.get("res") or {}
+    report = host_report(host, res, time.monotonic())
+    if report is not None:
+        result.reports.add(report)
+    if res.get("changed"):
+        task = str(data.get("task") or "")
         result.changed_tasks.setdefault(host, []).append(task)
+        result.changed_roles.setdefault(host, set()).add(_role(data))
         reporter.note(f"{host}: {task}: {'would change' if check else 'changed'}")
         result.diffs.setdefault(host, []).extend((task, one) for one in _diffs(res))
 
 
-def _record_role(result: PlaybookResult, kind: str, data: dict[str, Any], host: str) -> None:
-    """When each role's tasks ran, and what they marked for sealer."""
-    role = str(data.get("role") or "").rpartition(".")[2]
-    if not role:
-        return
-    if kind.startswith(("runner_on_", "playbook_on_task_start")):
-        span = result.role_spans.setdefault(role, [time.monotonic(), 0.0])
-        span[1] = time.monotonic()
-    if kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):  # a host's task done, not skipped
-        span = result.task_spans.setdefault(f"{role}: {data.get('task') or ''}", [time.monotonic(), 0.0])
-        span[1] = time.monotonic()
-    if kind in ("runner_on_ok", "runner_on_failed"):
-        out = str((data.get("res") or {}).get("stdout") or "")
-        lines = [(role, line.strip()) for line in out.splitlines() if line.strip().startswith("<<")]
-        if lines:
-            result.marks.setdefault(host, []).extend(lines)
+@dataclass(frozen=True)
+class PlaybookOptions:
+    """``extravars``: Ansible's extra variables; ``tags``, ``limit``: its tags and host limit;
+    ``check``: Ansible's check mode (nothing changes; the roles report what would); ``diff``:
+    the changed files' differences are kept in the result."""
+
+    extravars: dict[str, Any] = field(default_factory=dict)
+    tags: str | None = None
+    limit: str | None = None
+    check: bool = False
+    diff: bool = False
 
 
 def run_playbook(
-    playbook: str,
-    inventory: Path,
-    run_dir: Path,
-    reporter: Reporter,
-    extravars: dict[str, Any] | None = None,
-    tags: str | None = None,
-    limit: str | None = None,
-    check: bool = False,
-    diff: bool = False,
+    playbook: str, inventory: Path, run_dir: Path, reporter: Reporter, options: PlaybookOptions = PlaybookOptions()
 ) -> PlaybookResult:
-    """``check``: Ansible's check mode (nothing changes; the roles say what would); ``diff``:
-    the changed files' differences are kept in the result."""
+    """Run one of the collection's playbooks; what each host did comes back in the result."""
     import ansible_runner
+
+    check, limit = options.check, options.limit
 
     result = PlaybookResult("unknown", -1, run_dir)
 
@@ -168,11 +165,13 @@ def run_playbook(
         data = event.get("event_data") or {}
         host = data.get("host") or data.get("remote_addr") or ""
         task = data.get("task") or ""
-        _record_role(result, kind, data, host)
+        role = _role(data)
+        if role and kind.startswith(("runner_on_", "playbook_on_task_start")):
+            result.role_starts.setdefault(role, time.monotonic())
         if kind == "runner_on_start":
             reporter.status(host, f"{data.get('role') or 'play'}: {task}")
         elif kind == "runner_on_ok":
-            _on_ok(result, host, task, data.get("res") or {}, reporter, check)
+            _on_ok(result, host, data, reporter, check)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             result.failures.append(Failure(host, task, _reason(data.get("res") or {})))
             reporter.note(f"{host}: {task}: FAILED")
@@ -209,10 +208,10 @@ def run_playbook(
         playbook=collection_playbook(playbook),
         inventory=str(inventory),
         envvars=envvars,
-        extravars=extravars or {},
-        tags=tags,
+        extravars=options.extravars,
+        tags=options.tags,
         limit=limit,
-        cmdline=" ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on) or None,
+        cmdline=" ".join(flag for flag, on in (("--check", check), ("--diff", options.diff)) if on) or None,
         quiet=True,
         event_handler=on_event,
         # without one, ansible-runner installs SIGINT/SIGTERM handlers of its own and reports a

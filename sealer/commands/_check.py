@@ -6,52 +6,26 @@ import difflib
 import sys
 from typing import Any
 
+from sealer.cluster.check_report import Topology, host_check
 from sealer.cluster.deploy import RunResult
 from sealer.commands._output import human_size, print_json, table
 
-PATHS_SHOWN = 20  # per host in the text report; --output json has the playbook's first 100
+PATHS_SHOWN = 20  # per host in the text report; --output json has the first 100
 
 
-def _count(value: Any) -> int:
-    try:
-        return int(str(value).replace(",", ""))
-    except ValueError:
-        return 0
-
-
-def host_report(result: RunResult, address: str) -> dict[str, Any]:
-    """One host's report as the sealer_check role gave it, its numbers as numbers."""
-    raw = result.playbook.reports.get(address) or {}
-    rootfs, registry = raw.get("rootfs") or {}, raw.get("registry") or {}
-    return {
-        "platform": str(result.facts[address].platform),
-        "rootfs": {
-            "files": _count(rootfs.get("files")),
-            "bytes": _count(rootfs.get("bytes")),
-            "deleted": _count(rootfs.get("deleted")),
-            "paths": [str(p) for p in rootfs.get("paths") or []],
-            "script": str(rootfs.get("script", "unknown")),
-        },
-        "registry": {
-            "files": _count(registry.get("files")),
-            "bytes": _count(registry.get("bytes")),
-            "action": str(registry.get("action", "unknown")),
-        },
-        **{key: str(raw.get(key, "unknown")) for key in ("init", "join", "cmds")},
-    }
-
-
-def nothing_to_do(row: dict[str, Any], changed_tasks: list[str]) -> bool:
-    rootfs, registry = row["rootfs"], row["registry"]
-    return (
-        not changed_tasks
-        and rootfs["files"] == 0
-        and rootfs["deleted"] == 0
-        and rootfs["script"] == "done"
-        and registry["files"] == 0
-        and registry["action"] == "none"
-        and all(row[key] in ("done", "none") for key in ("init", "join", "cmds"))
-    )
+def host_rows(result: RunResult) -> list[dict[str, Any]]:
+    """Per host, what a run would change, from what each host reported in the check."""
+    cluster = result.cluster
+    topology = Topology(cluster.masters[0].address, cluster.registry_host, frozenset(h.address for h in cluster.hosts))
+    rows = []
+    for host in cluster.hosts:
+        changed = result.playbook.changed_roles.get(host.address, set())
+        check = host_check(host.address, str(result.facts[host.address].platform), result.playbook.reports,
+                           topology, changed)  # fmt: skip
+        rows.append({"address": host.address, "role": host.role, "hostname": result.facts[host.address].hostname,
+                     **check.to_json(), "wouldChange": result.playbook.changed_tasks.get(host.address, []),
+                     "idle": check.idle() and not result.playbook.changed_tasks.get(host.address)})  # fmt: skip
+    return rows
 
 
 def _diff_text(diff: dict[str, Any]) -> str:
@@ -66,16 +40,12 @@ def _diff_text(diff: dict[str, Any]) -> str:
 
 
 def print_check(result: RunResult, output: str, diff: bool) -> None:
-    rows = []
-    for host in result.cluster.hosts:
-        row = {"address": host.address, "role": host.role, "hostname": result.facts[host.address].hostname,
-               **host_report(result, host.address),
-               "wouldChange": result.playbook.changed_tasks.get(host.address, [])}  # fmt: skip
+    rows = host_rows(result)
+    for row in rows:
         if diff:
-            diffs = result.playbook.diffs.get(host.address, [])
+            diffs = result.playbook.diffs.get(row["address"], [])
             row["diffs"] = [{"task": task, "diff": _diff_text(d)} for task, d in diffs]
-        rows.append(row)
-    idle = all(nothing_to_do(r, r["wouldChange"]) for r in rows)
+    idle = all([row.pop("idle") for row in rows])
     if output == "json":
         print_json({"cluster": result.cluster.name, "image": str(result.cluster.image), "check": True,
                     "nothingToChange": idle, "runDir": str(result.playbook.run_dir), "hosts": rows})  # fmt: skip

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sealer.cluster.clusterfile import parse_address_list
-from sealer.cluster.deploy import delete_hosts, join_hosts, list_clusters
+from sealer.cluster.membership import delete_hosts, join_hosts
+from sealer.cluster.options import DeleteRequest, JoinRequest, RunOptions
+from sealer.cluster.state import list_clusters
 from sealer.commands._check import print_check
 from sealer.commands._options import reporter_for
 from sealer.commands._output import become_password_source, info, print_json, table
@@ -11,20 +15,31 @@ from sealer.errors import UsageError
 from sealer.store.layout import Store
 
 
-def join(
-    masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, output: str,
-    check: bool = False, diff: bool = False, bastion: str | None = None,
-) -> None:  # fmt: skip
-    if diff and not check:
+@dataclass(frozen=True)
+class JoinArgs:
+    """``sealer join``'s command line."""
+
+    masters: str | None
+    nodes: str | None
+    name: str | None
+    strict_host_keys: bool = False
+    check: bool = False
+    diff: bool = False
+    bastion: str | None = None
+    output: str = "text"
+
+
+def join(args: JoinArgs) -> None:
+    if args.diff and not args.check:
         raise UsageError("--diff goes with --check")
-    m = parse_address_list(masters, "-m") if masters else []
-    n = parse_address_list(nodes, "-n") if nodes else []
-    result = join_hosts(
-        Store.open(), name, m, n, reporter_for(output), strict_host_keys, become_password_source(),
-        check=check, diff=diff, bastion=bastion,
-    )  # fmt: skip
-    if check:
-        print_check(result, output, diff)
+    m = parse_address_list(args.masters, "-m") if args.masters else []
+    n = parse_address_list(args.nodes, "-n") if args.nodes else []
+    options = RunOptions(args.strict_host_keys, become_password_source(), args.check, args.diff)
+    result = join_hosts(Store.open(), JoinRequest(args.name, tuple(m), tuple(n), args.bastion, options),
+                        reporter_for(args.output))  # fmt: skip
+    output = args.output
+    if args.check:
+        print_check(result, output, args.diff)
         return
     for address, reason in sorted(result.delivery.fallback.items()):
         info(f"{address}: swarm download failed ({reason}); delivered by rsync")
@@ -40,7 +55,8 @@ def delete(masters: str | None, nodes: str | None, everything: bool, name: str |
     targets = None if everything else [
         *(parse_address_list(masters, "-m") if masters else []), *(parse_address_list(nodes, "-n") if nodes else [])
     ]  # fmt: skip
-    removed = delete_hosts(Store.open(), name, targets, reporter_for(output), become_password_source())
+    request = DeleteRequest(name, None if targets is None else tuple(targets), become_password_source())
+    removed = delete_hosts(Store.open(), request, reporter_for(output))
     if output == "json":
         print_json({"deleted": removed, "all": everything})
     else:

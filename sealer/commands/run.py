@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_bastion, parse_clusterfile
 from sealer.cluster.deploy import run_cluster
 from sealer.cluster.inventory_file import read_inventory_file
+from sealer.cluster.options import RunOptions
 from sealer.commands._check import print_check
 from sealer.commands._options import reporter_for
 from sealer.commands._output import become_password_source, info, print_json, table
@@ -16,20 +18,31 @@ from sealer.oci.reference import Reference
 from sealer.store.layout import Store
 
 
-def load_cluster(
-    image: str | None,
-    masters: str | None,
-    nodes: str | None,
-    clusterfile: str | None,
-    inventory: str | None,
-    user: str,
-    password: str | None,
-    pk: str | None,
-    port: int,
-    name: str | None,
-    bastion: str | None = None,
-) -> Cluster:
-    cluster = _load_cluster(image, masters, nodes, clusterfile, inventory, user, password, pk, port, name)
+@dataclass(frozen=True)
+class RunArgs:
+    """``sealer run``'s command line: where the hosts come from, how to log in, what to do."""
+
+    image: str | None = None
+    masters: str | None = None
+    nodes: str | None = None
+    clusterfile: str | None = None
+    inventory: str | None = None
+    user: str = "root"
+    password: str | None = field(default=None, repr=False)
+    pk: str | None = None
+    port: int = 22
+    name: str | None = None
+    bastion: str | None = None
+    strict_host_keys: bool = False
+    check: bool = False
+    diff: bool = False
+    distribution: str | None = None
+    output: str = "text"
+
+
+def load_cluster(args: RunArgs) -> Cluster:
+    cluster = _load_cluster(args)
+    bastion = args.bastion
     if bastion is not None:  # every host behind it, whatever the Clusterfile or inventory said
         cluster.ssh = with_bastion(cluster.ssh, bastion)
         cluster.hosts = [dataclasses.replace(h, ssh=with_bastion(h.ssh, bastion)) for h in cluster.hosts]
@@ -41,24 +54,16 @@ def with_bastion(ssh: SSHConfig, bastion: str) -> SSHConfig:
     return dataclasses.replace(ssh, bastion=parse_bastion(bastion, "--bastion", ssh))
 
 
-def _load_cluster(
-    image: str | None,
-    masters: str | None,
-    nodes: str | None,
-    clusterfile: str | None,
-    inventory: str | None,
-    user: str,
-    password: str | None,
-    pk: str | None,
-    port: int,
-    name: str | None,
-) -> Cluster:
+def _load_cluster(args: RunArgs) -> Cluster:
+    image, masters, nodes = args.image, args.masters, args.nodes
+    clusterfile, inventory = args.clusterfile, args.inventory
+    name, pk = args.name, args.pk
     # read once, then gone from the environment: no child (Ansible, ssh, rsync) inherits it and
     # ansible-runner's artifacts, which record the environment, never see it
     os.environ.pop("SEALER_SSH_PASSWORD", None)
     if name is not None:
         check_name(name, "cluster", "--cluster")
-    ssh = SSHConfig(user=user, port=port, password=password, pk=os.path.abspath(pk) if pk else None)
+    ssh = SSHConfig(user=args.user, port=args.port, password=args.password, pk=os.path.abspath(pk) if pk else None)
     if inventory:
         if masters or nodes or clusterfile:
             raise UsageError("give hosts with -i INVENTORY, with -m/-n or with a Clusterfile: one of them")
@@ -82,16 +87,14 @@ def _load_cluster(
     return from_flags(image, masters, nodes, ssh, name or "my-cluster")
 
 
-def run(
-    cluster: Cluster, strict_host_keys: bool, output: str, check: bool = False, diff: bool = False,
-    distribution: str | None = None,
-) -> None:  # fmt: skip
-    if diff and not check:
+def run(cluster: Cluster, args: RunArgs) -> None:
+    if args.diff and not args.check:
         raise UsageError("--diff goes with --check")
-    result = run_cluster(Store.open(), cluster, reporter_for(output), strict_host_keys, become_password_source(),
-                         check=check, diff=diff, distribution=distribution)  # fmt: skip
-    if check:
-        print_check(result, output, diff)
+    output = args.output
+    options = RunOptions(args.strict_host_keys, become_password_source(), args.check, args.diff, args.distribution)
+    result = run_cluster(Store.open(), cluster, reporter_for(output), options)
+    if args.check:
+        print_check(result, output, args.diff)
         return
     for address, reason in sorted(result.delivery.fallback.items()):
         info(f"{address}: swarm download failed ({reason}); delivered by rsync")

@@ -103,14 +103,14 @@ def save(
     total = sum(sizes.values())
     if out is None:
         assert stream is not None
-        _write_archive(store, entries, order, sizes, memory, stream, reporter, "standard output", total)
+        _write_archive(store, entries, order, sizes, memory, stream, reporter, "standard output")
     else:
         if not out.parent.is_dir():
             raise UsageError(f"cannot write {out}: directory {out.parent} does not exist")
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "wb") as f:
-                _write_archive(store, entries, order, sizes, memory, f, reporter, str(out), total)
+                _write_archive(store, entries, order, sizes, memory, f, reporter, str(out))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, out)
@@ -125,11 +125,12 @@ def save(
 
 def _write_archive(
     store: Store, entries: list[dict[str, Any]], order: list[str], sizes: dict[str, int], memory: dict[str, bytes],
-    f: IO[bytes], reporter: Reporter, where: str, total: int,
+    f: IO[bytes], reporter: Reporter, where: str,
 ) -> None:  # fmt: skip
     """The tar: each store blob copied by the kernel while other threads hash the same file (two,
     so that hashing a large blob keeps pace with the kernel's copy of it and the next); the tar's
     end is written only when every blob matched its digest."""
+    total = sum(sizes.values())
     with reporter.task(f"saving {len(entries)} image(s) to {where}", total) as advance, \
             ThreadPoolExecutor(2) as hashing:  # fmt: skip
         checks: list[Future[None]] = []

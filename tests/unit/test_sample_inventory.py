@@ -42,7 +42,9 @@ def role_reads() -> dict[str, str]:
         if not path.is_file():
             continue
         text = path.read_text()
-        if path.suffix == ".yml" and "defaults" not in path.parts and "meta" not in path.parts:
+        if path.suffix == ".yml" and "vars" in path.parts:  # what roles compute: not for an operator
+            internal.update(yaml.safe_load(text) or {})
+        elif path.suffix == ".yml" and "defaults" not in path.parts and "meta" not in path.parts:
             _internal(yaml.safe_load(text), internal)
         internal.update(name for m in LOCAL.finditer(text) for name in m.groups() if name)
         for match in VAR.finditer(text):

@@ -56,7 +56,7 @@ def test_run_playbook_gives_ansible_forks_for_its_hosts(monkeypatch: pytest.Monk
         inventory = tmp_path / f"inventory-{hosts}.yaml"
         addresses = {f"10.0.{i // 250}.{i % 250}": {} for i in range(hosts)}
         inventory.write_text(yaml.safe_dump({"all": {"vars": {}, "hosts": addresses}}))
-        runner.run_playbook("run", inventory, tmp_path / "run", SilentReporter(), limit=limit)
+        runner.run_playbook("run", inventory, tmp_path / "run", SilentReporter(), runner.PlaybookOptions(limit=limit))
         return str(seen["envvars"]["ANSIBLE_FORKS"])
 
     assert forks(12) == "12"

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from sealer.cluster.clusterfile import parse_clusterfile, to_clusterfile
-from sealer.cluster.deploy import AFTER_SWARM_DELIVERY, delivery_of
+from sealer.cluster.deploy import DELIVERY_KINDS, delivery_of
+from sealer.cluster.results import HostReport
 from sealer.cluster.runner import HostSummary, PlaybookResult
 from sealer.cluster.swarm import SWARM_THRESHOLD, Delivery, plan
 from sealer.errors import ClusterfileError
@@ -68,39 +69,40 @@ def test_clusterfile_distribution(tmp_path: Path) -> None:
         parse_clusterfile(path)
 
 
+def report(host: str, kind: str, at: float, **data: object) -> HostReport:
+    return HostReport(host, kind, {"v": 1, "kind": kind, **data}, at=at)
+
+
 def test_delivery_counts_the_files_rsync_sent_and_the_hosts_that_fell_back(tmp_path: Path) -> None:
-    result = PlaybookResult("successful", 0, tmp_path, hosts={"a": HostSummary(), "b": HostSummary()})
-    result.role_spans["sealer_rootfs"] = [10.0, 19.5]
-    result.task_spans.update({
-        "sealer_rootfs: Download this host's payload": [10.0, 13.0],
-        "sealer_rootfs: Send this host the rootfs": [13.5, 14.5],
-        **{task: [14.5, 19.5] for task in AFTER_SWARM_DELIVERY},  # after the delivery: not counted
-    })  # fmt: skip
-    said = ["<<SWARM-DONE>> 3 s", "<<SWARM-UNPACKED>>", "<<SWARM-COMPLETE>>", "<<INITIALISED>> 937ffd"]
-    result.marks["a"] = [("sealer_rootfs", line) for line in said]
-    result.marks["b"] = [
-        ("sealer_rootfs", "<<SWARM-FAILED>> aria2c ended before the download was complete"),
-        ("sealer_rootfs", "<<CHANGED>>cd+++++++++ bin/"),
-        ("sealer_rootfs", "<<CHANGED>><f+++++++++ bin/helm"),
-        ("sealer_rootfs", "<<CHANGED>><f+++++++++ bin/registry"),
-        ("sealer_registry", "<<CHANGED>><f+++++++++ docker/registry/v2/blobs/x"),
-    ]
+    result = PlaybookResult(
+        "successful", 0, tmp_path, hosts={"a": HostSummary(), "b": HostSummary(), "c": HostSummary()}
+    )
+    result.role_starts["sealer_rootfs"] = 10.0
+    for one in (
+        report("a", "swarm-tool", 10.5, rc=0, error=""),
+        report("a", "swarm", 13.0, complete=True, unpacked=True, failed="", seconds=3),
+        report("a", "initialise", 19.5, initialised=True),  # after the delivery: not counted
+        report("b", "swarm-tool", 10.5, rc=0, error=""),
+        report(
+            "b", "swarm", 12.0, complete=False, unpacked=False, failed="aria2c ended before the download was complete"
+        ),
+        report("b", "rootfs", 14.5, files=2, items=3, paths=["bin/helm", "bin/registry"]),
+        report("b", "registry", 15.0, files=7),  # the registry's tree: not the rootfs's delivery
+        report("c", "swarm-tool", 10.5, rc=23, error="rsync: connection unexpectedly closed"),
+        report("c", "rootfs", 14.0, files=5),
+    ):
+        result.reports.add(one)
     delivery = delivery_of(result, True, 2.0)
-    assert delivery.to_json() == {"method": "swarm", "seconds": 6.5, "fallback": ["b"], "filesSent": {"a": 0, "b": 2},
-                                  "wholeBySwarm": ["a"]}  # fmt: skip
+    assert delivery.to_json() == {"method": "swarm", "seconds": 6.5, "fallback": ["b", "c"],
+                                  "filesSent": {"a": 0, "b": 2, "c": 5}, "wholeBySwarm": ["a"]}  # fmt: skip
     assert delivery.fallback["b"] == "aria2c ended before the download was complete"
+    assert delivery.fallback["c"] == "aria2c could not be sent: rsync: connection unexpectedly closed"
 
 
-def test_the_delivery_ends_before_the_swarm_runs_init_scripts_and_stops_aria2c() -> None:
-    tasks = [t["name"] for t in yaml.safe_load((ROOT / "roles" / "sealer_rootfs" / "tasks" / "swarm.yml").read_text())]
-    after = [tasks.index(name.removeprefix("sealer_rootfs: ")) for name in AFTER_SWARM_DELIVERY]
-    # they are the swarm's last tasks: everything before them is the delivery
-    assert sorted(after) == list(range(len(tasks) - len(after), len(tasks)))
-
-
-def test_hosts_behind_a_bastion_stay_on_rsync() -> None:
-    # they cannot reach the tracker and seeder on the controller's network: a swarm would only
-    # stall until its timeout before the rsync through the bastion
-    groups = {AMD: ["10.0.0.1", "10.0.0.2"], ARM: ["10.0.0.3"]}
-    assert plan("swarm", groups, set(), behind_bastion={"10.0.0.2", "10.0.0.3"}) == {AMD: ["10.0.0.1"]}
-    assert plan("auto", {AMD: MANY}, set(), behind_bastion={MANY[0]}) == {}
+def test_the_delivery_kinds_are_what_the_rootfs_role_reports_before_its_init_scripts() -> None:
+    tasks = yaml.safe_load((ROOT / "roles" / "sealer_rootfs" / "tasks" / "swarm.yml").read_text())
+    tasks += yaml.safe_load((ROOT / "roles" / "sealer_rootfs" / "tasks" / "main.yml").read_text())
+    kinds = [next(v["kind"] for k, v in t.items() if k.startswith("sealer.cluster.")) for t in tasks
+             if any(k.startswith("sealer.cluster.") for k in t)]  # fmt: skip
+    assert set(DELIVERY_KINDS) <= set(kinds)
+    assert "initialise" in kinds and "initialise" not in DELIVERY_KINDS
