@@ -1,11 +1,11 @@
 # make demo: install what is needed, build the example for amd64 and arm64, run it on a sandbox.
-# make test: install what is needed, then lint, type-check and run the whole suite.
+# make test: install what is needed, then lint, type-check, build the docs and run the whole suite.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: deps system-deps python-deps examples lint test unit demo demo-clean bench clean
+.PHONY: deps system-deps python-deps examples lint docs test unit demo demo-clean bench clean
 
 deps: system-deps python-deps examples
 
@@ -29,10 +29,14 @@ lint: python-deps
 	$(BIN)/mypy
 	$(BIN)/ansible-lint -q playbooks roles inventory
 
+# The manual as a site, into site/ (ignored): strict, so a broken link or anchor fails.
+docs: python-deps
+	$(BIN)/mkdocs build --strict --quiet
+
 unit: python-deps
 	$(BIN)/pytest -q tests/unit
 
-test: deps lint
+test: deps lint docs
 	$(BIN)/pytest -q -ra tests
 
 demo: deps
@@ -47,4 +51,4 @@ bench: deps
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache site

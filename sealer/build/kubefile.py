@@ -303,7 +303,7 @@ def _json_list(fail: _Fail, rest: str) -> list[str]:
 
 
 def strip_trailing_comment(rest: str) -> str:
-    """Drop an unquoted `` #...`` tail, as the design note writes after a COPY.
+    """Drop an unquoted `` #...`` tail, as the contract (docs/design/multi-arch.md) writes after a COPY.
 
     RUN and CMD keep theirs: the shell that runs them decides what is a comment.
     """

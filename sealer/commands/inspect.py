@@ -11,7 +11,7 @@ from sealer.store.layout import Store
 
 
 def manifests_list(image: Image) -> dict[str, Any]:
-    """The design note's manifests list: ``{name: {manifests: [{id, created, size, platform}]}}``."""
+    """The manifests list of docs/design/multi-arch.md: ``{name: {manifests: [{id, created, size, platform}]}}``."""
     return {
         image.name: {
             "manifests": [
@@ -39,7 +39,7 @@ def clusterfile(name: str) -> str:
 
 
 def image_yaml(name: str, image: PlatformImage) -> dict[str, Any]:
-    """The design note's per-platform image YAML."""
+    """The per-platform image YAML of docs/design/multi-arch.md."""
     cfg = image.config
     image_config: dict[str, Any] = {"cmd": {}}
     if cfg.cmd_parent:

@@ -1,4 +1,4 @@
-"""Each platform's rootfs, assembled from its layers for a run (the design note's mounters).
+"""Each platform's rootfs, assembled from its layers for a run (the mounts of docs/design/multi-arch.md).
 
 As root, an overlayfs of the unpacked layers (read-only, nothing copied); where overlayfs
 cannot be used (not root, whiteouts, too many layers for the mount options) a copy.

@@ -37,7 +37,7 @@ def test_design_note_kubefile() -> None:
     assert kf.base.base == "kubernetes:v1.19.8"
     copy = kf.instructions[2]
     assert isinstance(copy, CopyInstr)
-    # the design note's trailing comment is not part of the arguments
+    # the contract's trailing comment (docs/design/multi-arch.md) is not part of the arguments
     assert copy.sources == ("${ARCH}/helm",) and copy.dest == "bin" and copy.line == 3
     cmds = [i.command for i in kf.instructions if isinstance(i, CmdInstr)]
     assert cmds == ["helm install my-mysql bitnami/mysql --version 8.8.26", "kubectl apply -f manifests/dashborad.yaml"]
