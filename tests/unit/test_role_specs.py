@@ -125,3 +125,15 @@ def test_a_role_refuses_a_value_of_the_wrong_type_at_its_start_even_in_check_mod
     for res in first["hosts"].values():
         assert res["failed"] and "sealer_registry_port" in res["msg"], res["msg"]
     assert len(out["plays"][0]["tasks"]) == 1  # nothing after it ran
+
+
+def test_ansible_doc_shows_the_name_tests_the_roles_use(installed: Path) -> None:
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(installed), "ANSIBLE_NOCOLOR": "1"}
+    names = ["sealer.cluster.dns_label", "sealer.cluster.registry_name"]
+    proc = subprocess.run([str(BIN / "ansible-doc"), "-t", "test", "--json", *names],
+                          env=env, capture_output=True, text=True, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    assert sorted(docs) == names
+    for name in names:
+        assert docs[name]["doc"]["short_description"] and docs[name]["return"]["_value"]["type"] == "bool"
