@@ -11,14 +11,11 @@ import re
 from dataclasses import dataclass
 
 from sealer.errors import InvalidReferenceError
+from sealer.names import is_registry_name
 from sealer.oci.digest import Digest
 
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_REGISTRY = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
-)
 
 DOCKER_HUB = "docker.io"
 # the distribution spec: clients limit registry, '/' and repository together to 255 characters
@@ -111,7 +108,7 @@ def _split_registry(text: str, rest: str) -> tuple[str | None, str]:
     first, sep, remainder = rest.partition("/")
     if not (sep and ("." in first or ":" in first or first == "localhost" or first != first.lower())):
         return None, rest
-    if not _REGISTRY.match(first):
+    if not is_registry_name(first):
         raise InvalidReferenceError(f"invalid reference {text!r}: bad registry {first!r}")
     return first, remainder
 

@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "rootfs_cache": {"distribution", "store", "oci"} | BASE,
     "distribution": {"store", "oci"} | BASE,
     "store": {"oci"} | BASE,
-    "oci": {"errors"},
+    "oci": {"errors", "names"},
     "_fs": {"errors", "faults"},
     "names": {"errors"},
     "_signals": {"errors"},
