@@ -18,7 +18,15 @@ from typing import Any
 
 import yaml
 
-from sealer.cluster.documents import METADATA, check_api_version, check_node, kind_of, split_documents, text_line
+from sealer.cluster.documents import (
+    METADATA,
+    check_api_version,
+    check_node,
+    kind_of,
+    node_at,
+    split_documents,
+    text_line,
+)
 from sealer.errors import ClusterfileError
 
 TYPES = ("SHELL", "HOSTNAME", "LABEL", "TAINT", "CLUSTERCHECK")
@@ -140,12 +148,15 @@ def parse_plugin(node: yaml.Node, display: str) -> Plugin:
             raise ClusterfileError(
                 f"{where}: plugin {name}: a {kind} plugin runs in {', '.join(PHASES_OF_TYPE[kind])}, not {action}"
             )
-    on_text = str(spec.get("on") or "").strip()
+    # YAML 1.1 reads the key "on" as true: the field is taken from the node, as written
+    on_node = node_at(node, "spec", "on")
+    on_text = ""
+    if isinstance(on_node, yaml.ScalarNode) and not on_node.tag.endswith(":null"):
+        on_text = str(on_node.value).strip()
     selectors = parse_on(on_text, f"{where}: plugin {name}: spec.on")
     for action in actions:
         check_selectors(selectors, action, f"{where}: plugin {name}")
-    data_node = next((v for k, v in node.value if k.value == "spec"), None)
-    data_node = next((v for k, v in data_node.value if k.value == "data"), None) if data_node else None
+    data_node = node_at(node, "spec", "data")
     plugin = Plugin(
         name,
         kind,
