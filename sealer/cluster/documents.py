@@ -141,5 +141,5 @@ def check_api_version(node: yaml.Node, display: str, kind: str) -> None:
     if api not in SEALER_API_VERSIONS:
         line = line_of(node, "apiVersion") or node.start_mark.line + 1
         raise ClusterfileError(
-            f"{display}:{line}: a {kind}'s apiVersion is one of {', '.join(SEALER_API_VERSIONS)}, not {api!r}"
+            f"{display}:{line}: {kind} apiVersion is one of {', '.join(SEALER_API_VERSIONS)}, not {api!r}"
         )
