@@ -103,6 +103,19 @@ class Cluster:
         """The env a host's templates and scripts see: the cluster's, with the host's own values."""
         return host_env(self.env, host.env)
 
+    def env_groups(self) -> list[tuple[dict[str, str], list[Host]]]:
+        """The hosts grouped by the env they see, in host order: one rendering of the rootfs's
+        templates per group (a single group when no host has env of its own)."""
+        groups: list[tuple[dict[str, str], list[Host]]] = []
+        for host in self.hosts:
+            env = self.env_of(host)
+            group = next((g for g in groups if g[0] == env), None)
+            if group is None:
+                groups.append((env, [host]))
+            else:
+                group[1].append(host)
+        return groups
+
     @property
     def masters(self) -> list[Host]:
         return [h for h in self.hosts if h.role == "master"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -31,7 +31,7 @@ NEW_FILE_MODE = 0o600  # a Config's data often holds a password: a new file is t
 class ConfigDoc:
     name: str
     path: str  # relative to the rootfs, checked: no absolute path, no ``..``
-    data: str
+    data: str = field(repr=False)  # often holds a password: never in a log line
     strategy: str = "overwrite"
     process: tuple[str, ...] = ()
     where: str = ""  # file:line of the document, for errors

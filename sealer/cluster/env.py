@@ -30,6 +30,8 @@ TEMPLATE_DIRS = ("etc", "charts", "manifests")
 HOST_IP = "HostIP"
 
 _ACTION = re.compile(r"\{\{(.*?)\}\}", re.S)
+_TRIM_LEFT = re.compile(r"-\s")
+_TRIM_RIGHT = re.compile(r"\s-$")
 _TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|\||[^\s|]+')
 
 
@@ -97,12 +99,13 @@ def render_text(text: str, env: Mapping[str, str], display: str) -> str:
         body = match.group(1)
         if trim_next:
             before = before.lstrip()
-        trim_left, trim_right = body.startswith("- "), body.endswith(" -")
+        # Go's trim markers: a dash and a space (or tab, newline) inside the braces
+        trim_left, trim_right = _TRIM_LEFT.match(body) is not None, _TRIM_RIGHT.search(body) is not None
         if trim_left:
             before = before.rstrip()
-            body = body[2:]
+            body = body[1:]
         if trim_right:
-            body = body[:-2]
+            body = body[:-1]
         out.append(before)
         line = text.count("\n", 0, match.start()) + 1
         out.append(_action(body.strip(), env, f"{display}:{line}"))

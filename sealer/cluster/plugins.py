@@ -95,7 +95,7 @@ class Plugin:
     type: str
     actions: tuple[str, ...]
     on: tuple[Selector, ...]
-    data: str
+    data: str = field(repr=False)  # a script with the env rendered in: never in a log line
     on_text: str = ""
     where: str = ""  # file:line of the document
     data_line: int = 0  # the file's line of the data's first line

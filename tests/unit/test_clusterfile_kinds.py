@@ -83,6 +83,10 @@ def test_every_kind_is_read_and_the_others_are_rendered_with_the_clusters_env(tm
     ]
     assert cluster.env_of(cluster.hosts[1]) == {"Region": "south", "Password": "s3cret"}
     assert cluster.env_of(cluster.hosts[0]) == {"Region": "north", "Password": "s3cret"}
+    assert [(env["Region"], [h.address for h in hosts]) for env, hosts in cluster.env_groups()] == [
+        ("north", ["10.0.0.1"]),
+        ("south", ["10.0.0.5", "10.0.0.6"]),
+    ]
     (config,) = cluster.configs
     assert (config.name, config.path, config.strategy) == ("app-values", "charts/app/values.yaml", "merge")
     assert config.data == "region: north\npassword: czNjcmV0\n"
@@ -125,6 +129,7 @@ def test_the_saved_clusterfile_reads_back_the_same(tmp_path: Path) -> None:
 def test_without_the_new_kinds_nothing_changes(tmp_path: Path) -> None:
     cluster = parse_clusterfile(write(tmp_path, CLUSTERFILE.split("---\n", maxsplit=1)[0]))
     assert (cluster.configs, cluster.plugins, cluster.app_cmds) == ([], [], None)
+    assert len(cluster.env_groups()) == 2
     assert "kind: Plugin" not in to_clusterfile(cluster)
 
 

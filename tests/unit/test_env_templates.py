@@ -55,6 +55,8 @@ def test_env_entry_errors_name_the_entry(entry: str, message: str) -> None:
         ("d: {{ b64dec .Enc }}", "d: decoded"),
         ("r: {{ .Pass | b64enc | b64dec }}", "r: s3cret"),
         ("a\n  {{- .Name -}}  \nb", "awebb"),
+        ("a\n{{-\t.Name\n-}}\nb", "awebb"),
+        ("n: {{ .Name }}-", "n: web-"),
         ("x{{/* a comment */}}y", "xy"),
         ('{{ "{{" }} .Name }}', "{{ .Name }}"),
         ("{{`{{`}} raw", "{{ raw"),
