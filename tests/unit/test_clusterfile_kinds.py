@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from sealer.cluster.clusterfile import parse_clusterfile, to_clusterfile
+from sealer.cluster.config_docs import apply_configs
 from sealer.errors import ClusterfileError
 
 CLUSTERFILE = """\
@@ -220,3 +223,20 @@ def test_config_data_written_as_yaml_and_sealers_taint_spelling(tmp_path: Path) 
     cluster = parse_clusterfile(write(tmp_path, text))
     assert yaml.safe_load(cluster.configs[0].data) == {"region": "north"}
     assert cluster.plugins[0].type == "TAINT"
+
+
+def test_the_clusterfile_in_the_docs_reads_and_applies_as_it_says(tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs/customize.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", docs, re.S)
+    assert block is not None
+    cluster = parse_clusterfile(write(tmp_path, block.group(1)))
+    assert [p.type for p in cluster.plugins] == ["HOSTNAME", "SHELL", "LABEL", "TAINT", "SHELL"]
+    assert cluster.app_cmds is not None and len(cluster.app_cmds) == 2
+    assert apply_configs(cluster.configs, tmp_path / "rootfs") == [
+        "charts/shop/values.yaml",
+        "manifests/db-secret.yaml",
+    ]
+    secret = yaml.safe_load((tmp_path / "rootfs/manifests/db-secret.yaml").read_text())
+    shown = re.search(r"`data\.config: (\S+)`", docs)
+    assert shown is not None and secret["data"]["config"] == shown.group(1)
+    assert base64.b64decode(shown.group(1)) == b'{"passwd":"s3cret","username":"root"}'
