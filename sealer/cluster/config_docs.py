@@ -233,12 +233,14 @@ def applied(config: ConfigDoc, existing: str | None) -> str:
 def _checked_target(root: Path, config: ConfigDoc) -> Path:
     """``root/path`` with no symlink on the way (a link could lead out of the rootfs)."""
     current = root
-    for part in PurePosixPath(config.path).parts:
+    parts = PurePosixPath(config.path).parts
+    for index, part in enumerate(parts):
         current = current / part
+        where = f"{config.where}: Config {config.name}: {config.path}: {current.relative_to(root)}"
         if current.is_symlink():
-            raise ClusterfileError(
-                f"{config.where}: Config {config.name}: {config.path}: {current.relative_to(root)} is a symlink"
-            )
+            raise ClusterfileError(f"{where} is a symlink")
+        if index < len(parts) - 1 and current.exists() and not current.is_dir():
+            raise ClusterfileError(f"{where} is a file, not a directory")
     if current.is_dir():
         raise ClusterfileError(f"{config.where}: Config {config.name}: {config.path} is a directory in the rootfs")
     return current

@@ -218,7 +218,10 @@ def render_tree(rootfs: Path, env: Mapping[str, str], out: Path | None = None) -
             raise TemplateError(f"{rel}.tmpl: its rendering {rel} is a symlink or a directory in the image")
         if target.is_file() and target.read_bytes() == data:
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, data, mode=mode)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, data, mode=mode)
+        except OSError as err:
+            raise TemplateError(f"{rel}.tmpl: cannot write {rel}: {err.strerror}") from err
         changed.append(rel)
     return changed

@@ -248,9 +248,9 @@ def check_addresses(plugin: Plugin, addresses: Iterable[str]) -> None:
         raise ClusterfileError(f"{plugin.where}: plugin {plugin.name}: {unknown[0]} is not a host of the cluster")
 
 
-def load_image_plugins(rootfs: Path) -> list[Plugin]:
+def load_image_plugins(rootfs: Path, env: Mapping[str, str] | None = None) -> list[Plugin]:
     """The image's own plugins: every document of ``plugins/*.yaml`` (and ``.yml``), files in
-    name order, documents in file order."""
+    name order, documents in file order; rendered with ``env`` first when it is given."""
     base = rootfs / "plugins"
     if base.is_symlink() or not base.is_dir():
         return []
@@ -262,7 +262,7 @@ def load_image_plugins(rootfs: Path) -> list[Plugin]:
         except (OSError, UnicodeDecodeError) as err:
             raise ClusterfileError(f"{display}: cannot read: {err}") from err
         for doc in split_documents(text):
-            node = doc.compose(display)
+            node = (doc.rendered(env, display) if env is not None else doc).compose(display)
             if node is None:
                 continue
             if kind_of(node) != "Plugin":

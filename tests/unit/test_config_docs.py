@@ -263,3 +263,12 @@ def test_data_written_as_yaml_is_taken_as_its_text(tmp_path: Path) -> None:
     doc = parse_config({"spec": {"path": "etc/v.yaml", "data": {"a": {"b": 1}}}}, "Clusterfile:1")
     apply_configs([doc], tmp_path)
     assert yaml.safe_load((tmp_path / "etc/v.yaml").read_text()) == {"a": {"b": 1}}
+
+
+def test_a_file_on_the_path_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    write(tmp_path, "etc/hosts", "127.0.0.1 localhost\n")
+    with pytest.raises(
+        ClusterfileError, match=r"^Clusterfile:20: Config c: etc/hosts/extra: etc/hosts is a file, not a directory$"
+    ):
+        apply_configs([config("etc/first", "x\n"), config("etc/hosts/extra", "y\n")], tmp_path)
+    assert not (tmp_path / "etc/first").exists()

@@ -206,6 +206,17 @@ def test_plugin_order_image_files_by_name_then_clusterfile_and_a_name_overrides(
     assert plugins_for_phase("PostClean", image, clusterfile) == []
 
 
+def test_image_plugins_are_rendered_with_the_env_when_given(tmp_path: Path) -> None:
+    (tmp_path / "plugins").mkdir()
+    text = "apiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: z}\nspec:\n  type: SHELL\n  action: PreInit\n"
+    text += "  data: echo {{ .Zone }}\n"
+    (tmp_path / "plugins/x.yml").write_text(text)
+    assert load_image_plugins(tmp_path)[0].data == "echo {{ .Zone }}"
+    assert load_image_plugins(tmp_path, {"Zone": "a"})[0].data == "echo a"
+    with pytest.raises(ClusterfileError, match=r"^plugins/x\.yml:7: Zone is not in the cluster's env"):
+        load_image_plugins(tmp_path, {})
+
+
 def test_an_image_plugin_file_error_names_the_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins/x.yaml").write_text(IMAGE_B + "---\nkind: Config\n")
