@@ -93,11 +93,14 @@ def parse_config(value: dict[str, Any], where: str, path_where: str | None = Non
 
 
 def processed(config: ConfigDoc) -> str | dict[str, str]:
-    """The data after the processors: text, or (``toSecret``) the Secret's keys and values."""
-    per_value = "value" in config.process
-    data: Any = _mapping(config, config.data) if per_value else config.data
+    """The data after the processors, in their order: text, or (``toSecret``) the Secret's keys
+    and values. From ``value`` on, the data is a mapping and each processor acts per value."""
+    data: Any = config.data
     for step in config.process:
-        if step == "toJson":
+        per_value = isinstance(data, dict)
+        if step == "value" and not per_value:
+            data = _mapping(config, data)
+        elif step == "toJson":
             data = {k: _json(v) for k, v in data.items()} if per_value else _json(_load(config, data))
         elif step == "toBase64":
             data = {k: _b64(_text(config, k, v)) for k, v in data.items()} if per_value else _b64(data)

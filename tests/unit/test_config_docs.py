@@ -272,3 +272,10 @@ def test_a_file_on_the_path_is_refused_before_anything_is_written(tmp_path: Path
     ):
         apply_configs([config("etc/first", "x\n"), config("etc/hosts/extra", "y\n")], tmp_path)
     assert not (tmp_path / "etc/first").exists()
+
+
+def test_processors_act_in_their_order_value_switching_to_each_value_from_where_it_stands() -> None:
+    late = yaml.safe_load(str(processed(config(data="a: x\nb: 2\n", process="toJson|value|toBase64"))))
+    assert late == {"a": base64.b64encode(b"x").decode(), "b": base64.b64encode(b"2").decode()}
+    early = yaml.safe_load(str(processed(config(data="a: x\nb: 2\n", process="value|toJson|toBase64"))))
+    assert early == {"a": base64.b64encode(b'"x"').decode(), "b": base64.b64encode(b"2").decode()}
