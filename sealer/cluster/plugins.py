@@ -287,6 +287,17 @@ def plugins_for_phase(phase: str, image: Sequence[Plugin], clusterfile: Sequence
     return [p for p in ordered if phase in p.actions]
 
 
+def operation_steps(
+    operation: str, image: Sequence[Plugin], clusterfile: Sequence[Plugin]
+) -> list[tuple[str, list[Plugin]]]:
+    """An operation's steps in order, each with the plugins it runs: a phase with its plugins
+    (``plugins_for_phase``), or one of sealer's own steps (``@init``...) with none."""
+    return [
+        (step, [] if step.startswith("@") else plugins_for_phase(step, image, clusterfile))
+        for step in OPERATIONS[operation]
+    ]
+
+
 def select_hosts(
     plugin: Plugin,
     phase: str,

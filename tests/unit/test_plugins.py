@@ -20,6 +20,7 @@ from sealer.cluster.plugins import (
     load_image_plugins,
     nodes_by_address,
     not_ready,
+    operation_steps,
     parse_plugin,
     plugins_for_phase,
     select_hosts,
@@ -203,6 +204,18 @@ def test_plugin_order_image_files_by_name_then_clusterfile_and_a_name_overrides(
         ("shared", "echo mine"),
     ]
     assert [p.name for p in plugins_for_phase("PreInit", image, clusterfile)] == ["a2"]
+    steps = [(step, [p.name for p in found]) for step, found in operation_steps("create", image, clusterfile)]
+    assert steps == [
+        ("Originally", []),
+        ("@deliver", []),
+        ("PreInit", ["a2"]),
+        ("@init", []),
+        ("PostInit", []),
+        ("@join", []),
+        ("PreGuest", []),
+        ("@cmds", []),
+        ("PostInstall", ["a1", "a2", "c1", "c0", "shared"]),
+    ]
     assert plugins_for_phase("PostClean", image, clusterfile) == []
 
 
