@@ -152,3 +152,8 @@ class Interrupted(BaseException):  # a signal, not an error: no ``except Excepti
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+class TemplateError(SealerError):
+    """A ``*.tmpl`` file (or a Clusterfile document) that does not render: a missing env key, an
+    action sealer does not support, located at ``file:line``."""

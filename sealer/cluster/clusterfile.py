@@ -13,6 +13,21 @@ from typing import Any
 
 import yaml
 
+from sealer.cluster.config_docs import ConfigDoc, parse_config
+from sealer.cluster.documents import (
+    METADATA,
+    Document,
+    TextOrMapping,
+    check_api_version,
+    check_node,
+    kind_of,
+    line_of,
+    node_at,
+    split_documents,
+    value_of,
+)
+from sealer.cluster.env import escape_template, host_env, parse_env
+from sealer.cluster.plugins import Plugin, check_addresses, parse_plugin
 from sealer.errors import ClusterfileError
 from sealer.names import check_name
 from sealer.oci.reference import Reference
@@ -60,6 +75,8 @@ class Host:
     ssh: SSHConfig
     # an operator's own Ansible variables for the host (from an inventory file, -i)
     vars: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # the host's own env (hosts[].env): in place of the cluster's values for this host
+    env: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass
@@ -78,6 +95,26 @@ class Cluster:
     distribution: str = "auto"  # how first deliveries of the rootfs go out: rsync, swarm or auto
     # sudo's password an inventory gives (ansible_become_password): in memory only, never saved
     become_password: str | None = field(default=None, repr=False, compare=False)
+    configs: list[ConfigDoc] = field(default_factory=list)  # kind: Config, in document order
+    plugins: list[Plugin] = field(default_factory=list)  # kind: Plugin, in document order
+    app_cmds: list[str] | None = None  # kind: Application's spec.cmds, in place of the image's CMDs
+
+    def env_of(self, host: Host) -> dict[str, str]:
+        """The env a host's templates and scripts see: the cluster's, with the host's own values."""
+        return host_env(self.env, host.env)
+
+    def env_groups(self) -> list[tuple[dict[str, str], list[Host]]]:
+        """The hosts grouped by the env they see, in host order: one rendering of the rootfs's
+        templates per group (a single group when no host has env of its own)."""
+        groups: list[tuple[dict[str, str], list[Host]]] = []
+        for host in self.hosts:
+            env = self.env_of(host)
+            group = next((g for g in groups if g[0] == env), None)
+            if group is None:
+                groups.append((env, [host]))
+            else:
+                group[1].append(host)
+        return groups
 
     @property
     def masters(self) -> list[Host]:
@@ -172,19 +209,12 @@ def from_flags(
 _SSH_KEYS = {"user": "user", "passwd": "password", "pk": "pk", "pkPasswd": "pk_password", "port": "port"}
 
 
-class _TextOrMapping:
-    """A field written as one value (``user@host:port``) or as a mapping of these fields."""
-
-    def __init__(self, fields: dict[str, Any]) -> None:
-        self.fields = fields
-
-
-_BASTION = _TextOrMapping({"host": object, "user": object, "port": object, "pk": object})
+_BASTION = TextOrMapping({"host": object, "user": object, "port": object, "pk": object})
 _SSH_SCHEMA: dict[str, Any] = {**{k: object for k in _SSH_KEYS}, "bastion": _BASTION}
 _SCHEMA: dict[str, Any] = {
     "apiVersion": str,
     "kind": str,
-    "metadata": {"name": str, "creationTimestamp": object, "annotations": object, "labels": object},
+    "metadata": METADATA,
     "spec": {
         "image": str,
         "ssh": _SSH_SCHEMA,
@@ -196,32 +226,13 @@ _SCHEMA: dict[str, Any] = {
     },
     "status": object,
 }
-
-
-def _check_node(node: yaml.Node, schema: Any, path: str, display: str) -> None:
-    where = f"{display}:{node.start_mark.line + 1}"
-    if schema is object:
-        return
-    if isinstance(schema, _TextOrMapping):
-        if isinstance(node, yaml.SequenceNode):
-            raise ClusterfileError(f"{where}: {path.rstrip('.')} must be user@address:port or a mapping")
-        schema = schema.fields if isinstance(node, yaml.MappingNode) else object
-        _check_node(node, schema, path, display)
-    elif isinstance(schema, dict):
-        if not isinstance(node, yaml.MappingNode):
-            raise ClusterfileError(f"{where}: {path or 'document'} must be a mapping")
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key not in schema:
-                raise ClusterfileError(f"{display}:{key_node.start_mark.line + 1}: unknown field {path + key!r}")
-            _check_node(value_node, schema[key], f"{path}{key}.", display)
-    elif isinstance(schema, list):
-        if not isinstance(node, yaml.SequenceNode):
-            raise ClusterfileError(f"{where}: {path.rstrip('.')} must be a list")
-        for item in node.value:
-            _check_node(item, schema[0], path, display)
-    elif not isinstance(node, yaml.ScalarNode):
-        raise ClusterfileError(f"{where}: {path.rstrip('.')} must be a single value")
+_CONFIG_SCHEMA: dict[str, Any] = {
+    "apiVersion": str,
+    "kind": str,
+    "metadata": METADATA,
+    "spec": {"path": str, "data": object, "strategy": str, "process": str},
+}
+_APPLICATION_SCHEMA: dict[str, Any] = {"apiVersion": str, "kind": str, "metadata": METADATA, "spec": {"cmds": [str]}}
 
 
 def _ssh_from(data: Any, where: str) -> dict[str, Any]:
@@ -264,24 +275,29 @@ def parse_port(value: Any, what: str) -> int:
 
 
 def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
-    """Parse a Clusterfile; ``defaults`` (the image's ClusterFile annotation) fills what it omits."""
+    """Parse a Clusterfile; ``defaults`` (the image's ClusterFile annotation) fills what it omits.
+
+    The Cluster document is read first; the others (Config, Plugin, Application, kubeadm's)
+    are rendered with the cluster's env (``{{ .KEY }}``) before they are read."""
     display = str(path)
-    node, kubeadm_docs = _documents(path, display)
-    _check_node(node, _SCHEMA, "", display)
-    data = yaml.safe_load(yaml.serialize(node))
+    cluster_doc, others = _documents(path, display)
+    node = cluster_doc.compose(display)
+    assert node is not None  # split_documents keeps documents with content only
+    check_node(node, _SCHEMA, "", display)
+    data = value_of(node)
     line = node.start_mark.line + 1
     if data.get("apiVersion") != API_VERSION:
         raise ClusterfileError(f"{display}:{line}: apiVersion must be {API_VERSION}, not {data.get('apiVersion')!r}")
     spec = data.get("spec") or {}
     name = (data.get("metadata") or {}).get("name") or (defaults.name if defaults else "my-cluster")
-    check_name(str(name), "cluster", f"{display}:{_line_of(node, 'metadata', 'name') or line}")
+    check_name(str(name), "cluster", f"{display}:{line_of(node, 'metadata', 'name') or line}")
     image_text = spec.get("image") or (str(defaults.image) if defaults else None)
     if not image_text:
         raise ClusterfileError(f"{display}:{line}: spec.image is required")
     ssh = (defaults.ssh if defaults else SSHConfig()).merged(_ssh_from(spec.get("ssh"), f"{display}:{line}"))
-    bastion_line = _line_of(node, "spec", "ssh", "bastion") or line
+    bastion_line = line_of(node, "spec", "ssh", "bastion") or line
     ssh = _with_bastion(ssh, spec.get("ssh"), f"{display}:{bastion_line}: spec.ssh.bastion")
-    hosts = _hosts(spec, ssh, display)
+    hosts = _hosts(spec, node, ssh, display)
     if not hosts:
         raise ClusterfileError(f"{display}:{line}: spec.hosts lists no host")
     registry, reg_user, reg_password, reg_tls = _registry_spec(spec.get("registry"), display)
@@ -289,76 +305,97 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
         raise ClusterfileError(f"{display}: spec.registry {registry} is not one of the cluster's hosts")
     distribution = str(spec.get("distribution") or "auto")
     if distribution not in DISTRIBUTIONS:
-        where = f"{display}:{_line_of(node, 'spec', 'distribution') or line}"
+        where = f"{display}:{line_of(node, 'spec', 'distribution') or line}"
         raise ClusterfileError(f"{where}: spec.distribution is one of {', '.join(DISTRIBUTIONS)}, not {distribution!r}")
-    return Cluster(
+    cluster = Cluster(
         name=str(name),
         image=Reference.parse(str(image_text)),
         ssh=ssh,
         hosts=hosts,
-        env=_env(spec, display),
+        env=parse_env(_env_entries(node, ("spec", "env"), display, "spec.env")),
         cmd=[str(c) for c in spec.get("cmd") or []],
         registry=registry,
         registry_username=reg_user,
         registry_password=reg_password,
         registry_tls=reg_tls,
-        kubeadm_docs=kubeadm_docs,
         distribution=distribution,
     )
+    for doc in others:
+        _read_document(cluster, doc.rendered(cluster.env, display), display)
+    return cluster
 
 
-def _documents(path: Path, display: str) -> tuple[yaml.Node, list[dict[str, Any]]]:
-    """The file's one Cluster document (as a node, for line numbers) and its kubeadm documents."""
+def _documents(path: Path, display: str) -> tuple[Document, list[Document]]:
+    """The file's one Cluster document and its others, in file order."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ClusterfileError(f"{display}: cannot read: {err}") from err
-    try:
-        docs = [d for d in yaml.compose_all(text) if d is not None]
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f":{mark.line + 1}" if mark else ""
-        raise ClusterfileError(f"{display}{at}: not valid YAML: {getattr(err, 'problem', err)}") from err
-    cluster_docs = [d for d in docs if _kind(d) == "Cluster"]
+    docs = split_documents(text)
+    cluster_docs = [d for d in docs if d.kind == "Cluster"]
     if len(cluster_docs) != 1:
         raise ClusterfileError(f"{display}: expected exactly one document of kind Cluster, found {len(cluster_docs)}")
-    kubeadm_docs = []
-    for doc in docs:
-        if doc is cluster_docs[0]:
-            continue
-        value = yaml.safe_load(yaml.serialize(doc))
+    return cluster_docs[0], [d for d in docs if d is not cluster_docs[0]]
+
+
+def _read_document(cluster: Cluster, doc: Document, display: str) -> None:
+    """One document beside the Cluster (rendered): a Config, Plugin, Application or kubeadm's."""
+    node = doc.compose(display)
+    if node is None:
+        return
+    kind = kind_of(node)
+    where = f"{display}:{node.start_mark.line + 1}"
+    if kind == "Config":
+        check_node(node, _CONFIG_SCHEMA, "", display)
+        check_api_version(node, display, kind)
+        path_where = f"{display}:{line_of(node, 'spec', 'path') or node.start_mark.line + 1}"
+        cluster.configs.append(parse_config(value_of(node), where, path_where))
+    elif kind == "Plugin":
+        plugin = parse_plugin(node, display)
+        if any(p.name == plugin.name for p in cluster.plugins):
+            raise ClusterfileError(f"{where}: a second plugin named {plugin.name}")
+        check_addresses(plugin, [h.address for h in cluster.hosts])
+        cluster.plugins.append(plugin)
+    elif kind == "Application":
+        check_node(node, _APPLICATION_SCHEMA, "", display)
+        check_api_version(node, display, kind)
+        if cluster.app_cmds is not None:
+            raise ClusterfileError(f"{where}: a second document of kind Application")
+        cluster.app_cmds = [str(c) for c in (value_of(node).get("spec") or {}).get("cmds") or []]
+    else:
+        value = value_of(node)
         api = str(value.get("apiVersion", "")) if isinstance(value, dict) else ""
         if api.split("/")[0] not in KUBEADM_GROUPS:
             raise ClusterfileError(
-                f"{display}:{doc.start_mark.line + 1}: a document of kind {_kind(doc)} ({api or 'no apiVersion'}) "
-                "is neither the Cluster nor a kubeadm configuration"
+                f"{where}: a document of kind {kind} ({api or 'no apiVersion'}) is none of Cluster, Config, "
+                "Plugin, Application or a kubeadm configuration"
             )
-        kubeadm_docs.append(value)
-    return cluster_docs[0], kubeadm_docs
+        cluster.kubeadm_docs.append(value)
 
 
-def _hosts(spec: dict[str, Any], ssh: SSHConfig, display: str) -> list[Host]:
+def _env_entries(node: yaml.Node | None, keys: tuple[str, ...], display: str, what: str) -> list[tuple[str, str]]:
+    """The ``KEY=value`` entries of the list at ``keys``, each with its file:line."""
+    found = node_at(node, *keys) if node is not None else None
+    if not isinstance(found, yaml.SequenceNode):
+        return []
+    return [(str(value_of(item)), f"{display}:{item.start_mark.line + 1}: {what}") for item in found.value]
+
+
+def _hosts(spec: dict[str, Any], node: yaml.Node, ssh: SSHConfig, display: str) -> list[Host]:
     hosts: list[Host] = []
-    for group in spec.get("hosts") or []:
+    group_nodes = node_at(node, "spec", "hosts")
+    for index, group in enumerate(spec.get("hosts") or []):
         roles = group.get("roles") or []
         if len(roles) != 1 or roles[0] not in ROLES:
             raise ClusterfileError(f"{display}: host group {group.get('ips')} needs one role: master or node")
         group_ssh = ssh.merged(_ssh_from(group.get("ssh"), display))
         group_ssh = _with_bastion(group_ssh, group.get("ssh"), f"{display}: spec.hosts ssh.bastion")
+        group_node = group_nodes.value[index] if isinstance(group_nodes, yaml.SequenceNode) else None
+        env = parse_env(_env_entries(group_node, ("env",), display, "spec.hosts[].env"))
         for ip in group.get("ips") or []:
-            hosts.append(Host(parse_address(str(ip), display), roles[0], group_ssh))
+            hosts.append(Host(parse_address(str(ip), display), roles[0], group_ssh, env=dict(env)))
     check_hosts(hosts)
     return hosts
-
-
-def _env(spec: dict[str, Any], display: str) -> dict[str, str]:
-    env = {}
-    for item in spec.get("env") or []:
-        key, eq, value = str(item).partition("=")
-        if not eq or not key:
-            raise ClusterfileError(f"{display}: spec.env entry {item!r} is not key=value")
-        env[key] = value
-    return env
 
 
 # the cluster's own registry user, which containerd on every host pulls with (htpasswd on)
@@ -388,25 +425,6 @@ def _registry_spec(value: Any, display: str) -> tuple[str | None, str | None, st
     return host, user, password, tls
 
 
-def _line_of(node: yaml.Node, *keys: str) -> int | None:
-    """The line (1-based) of the value at ``keys`` in a mapping node, when it is there."""
-    for key in keys:
-        if not isinstance(node, yaml.MappingNode):
-            return None
-        node = next((v for k, v in node.value if k.value == key), None)  # type: ignore[assignment]
-        if node is None:
-            return None
-    return int(node.start_mark.line) + 1
-
-
-def _kind(node: yaml.Node) -> str | None:
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if k.value == "kind" and isinstance(v, yaml.ScalarNode):
-                return str(v.value)
-    return None
-
-
 def to_clusterfile(cluster: Cluster) -> str:
     """The Clusterfile a run used, saved with the cluster's state (never with a password)."""
     spec: dict[str, Any] = {
@@ -427,19 +445,33 @@ def to_clusterfile(cluster: Cluster) -> str:
     if cluster.distribution != "auto":
         spec["distribution"] = cluster.distribution
     doc = {"apiVersion": API_VERSION, "kind": "Cluster", "metadata": {"name": cluster.name}, "spec": spec}
-    return yaml.safe_dump_all([doc, *cluster.kubeadm_docs], sort_keys=False)
+    others: list[Any] = [c.to_document() for c in cluster.configs] + [p.to_document() for p in cluster.plugins]
+    if cluster.app_cmds is not None:
+        others.append(
+            {
+                "apiVersion": "sealer.io/v2",
+                "kind": "Application",
+                "metadata": {"name": cluster.name},
+                "spec": {"cmds": cluster.app_cmds},
+            }
+        )
+    # the other documents are rendered again when the file is read: braces they hold stay braces
+    return yaml.safe_dump_all([doc, *escape_template(others), *escape_template(cluster.kubeadm_docs)], sort_keys=False)
 
 
 def _host_groups(cluster: Cluster) -> list[dict[str, Any]]:
     # hosts behind a bastion other than the cluster's (an inventory's, per host) keep theirs
-    by_role: dict[tuple[str, Bastion | None], list[str]] = {}
+    # and hosts with env of their own keep it
+    by_role: dict[tuple[str, Bastion | None, tuple[tuple[str, str], ...]], list[str]] = {}
     for host in cluster.hosts:
-        by_role.setdefault((host.role, host.ssh.bastion), []).append(host.address)
+        by_role.setdefault((host.role, host.ssh.bastion, tuple(host.env.items())), []).append(host.address)
     groups: list[dict[str, Any]] = []
-    for (role, bastion), ips in by_role.items():
+    for (role, bastion, env), ips in by_role.items():
         groups.append({"ips": ips, "roles": [role]})
         if bastion != cluster.ssh.bastion and bastion is not None:
             groups[-1]["ssh"] = {"bastion": _bastion_spec(bastion)}
+        if env:
+            groups[-1]["env"] = [f"{k}={v}" for k, v in env]
     return groups
 
 
