@@ -126,6 +126,27 @@ fetch_runtime() {
     unpack_bins runc "$1" "$here/kubernetes-base/$1/cri" usr/sbin/runc
 }
 
+# etcd and etcdctl: the cluster's store on every master (the stand-in kubeadm runs them)
+fetch_etcd() {
+    unpack_bins etcd-server "$1" "$here/kubernetes-base/$1/bin" usr/bin/etcd
+    unpack_bins etcd-client "$1" "$here/kubernetes-base/$1/bin" usr/bin/etcdctl
+}
+
+# openssl (the stand-in kubeadm makes the cluster's certificates with it; a minimal Debian 12 has
+# libssl but not the tool) and PyYAML without its C part (kubectl apply -f reads YAML manifests)
+fetch_standin_libs() {
+    local dest="$here/kubernetes-base/$1/lib/standin"
+    unpack_bins openssl "$1" "$dest" usr/bin/openssl
+    [ -f "$dest/yaml/__init__.py" ] && return 0
+    fetch_deb python3-yaml "$1"
+    local tmp; tmp=$(mktemp -d)
+    dpkg-deb -x "$cache/debs"/python3-yaml_*_"$1".deb "$tmp"
+    rm -rf "$dest/yaml.tmp" && mkdir -p "$dest/yaml.tmp"
+    install -m 0644 "$tmp"/usr/lib/python3/dist-packages/yaml/*.py "$dest/yaml.tmp/"
+    rm -rf "$dest/yaml" && mv "$dest/yaml.tmp" "$dest/yaml"
+    rm -rf "$tmp"
+}
+
 need_pkg gcc
 need_pkg libc6-dev
 need_pkg gcc-aarch64-linux-gnu
@@ -138,4 +159,7 @@ fetch_aria2 amd64 gcc
 fetch_aria2 arm64 aarch64-linux-gnu-gcc
 fetch_runtime amd64
 fetch_runtime arm64
-
+fetch_etcd amd64
+fetch_etcd arm64
+fetch_standin_libs amd64
+fetch_standin_libs arm64

@@ -382,6 +382,26 @@ def sandbox_reboot(name: str, host: str) -> None:
     cmd.reboot(name, host)
 
 
+@sandbox.command("stop")
+@click.argument("name")
+@click.argument("host")
+def sandbox_stop(name: str, host: str) -> None:
+    """Power one host (by name or address) off: every process ends, its address stops answering."""
+    from sealer.commands import sandbox as cmd
+
+    cmd.stop(name, host)
+
+
+@sandbox.command("start")
+@click.argument("name")
+@click.argument("host")
+def sandbox_start(name: str, host: str) -> None:
+    """Power a stopped host on again: systemd boots and starts the enabled units, the disk as it was."""
+    from sealer.commands import sandbox as cmd
+
+    cmd.start(name, host)
+
+
 @sandbox.command("ls")
 @OUTPUT
 def sandbox_ls(output: str) -> None:

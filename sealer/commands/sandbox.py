@@ -22,6 +22,16 @@ def reboot(name: str, host: str) -> None:
     info(f"{rebooted.name} ({rebooted.address}) restarted")
 
 
+def stop(name: str, host: str) -> None:
+    stopped = sandbox.stop(name, host)
+    info(f"{stopped.name} ({stopped.address}) stopped")
+
+
+def start(name: str, host: str) -> None:
+    started = sandbox.start(name, host)
+    info(f"{started.name} ({started.address}) is up")
+
+
 def down(name: str) -> None:
     sandbox.down(name)
     info(f"sandbox {name} removed")

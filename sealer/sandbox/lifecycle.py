@@ -632,17 +632,47 @@ def _stop_host(box: Sandbox, host: SandboxHost) -> None:
     _run("ip", "netns", "del", host.netns, check=False)
 
 
+def _find_host(box: Sandbox, host_name: str) -> SandboxHost:
+    host = next((h for h in box.hosts if host_name in (h.name, h.address)), None)
+    if host is None:
+        raise SandboxError(f"sandbox {box.name} has no host {host_name}")
+    return host
+
+
 def reboot(name: str, host_name: str) -> SandboxHost:
     """A real restart: every process of the host ends, systemd boots again and starts the enabled
     units; the root filesystem (its disk) keeps everything, /run and /tmp start empty."""
     _require_root()
     with _locked(sandbox_root()):
         box = load(name)
-        host = next((h for h in box.hosts if host_name in (h.name, h.address)), None)
-        if host is None:
-            raise SandboxError(f"sandbox {name} has no host {host_name}")
+        host = _find_host(box, host_name)
         _stop_host(box, host)
         _start_host(box, host)
+        _wait_for_sshd(box, host)
+        return host
+
+
+def stop(name: str, host_name: str) -> SandboxHost:
+    """Power a host off (a host that fails, for the tests of what a cluster does then): every
+    process ends and its address stops answering; its disk is kept for ``start``."""
+    _require_root()
+    with _locked(sandbox_root()):
+        box = load(name)
+        host = _find_host(box, host_name)
+        _stop_host(box, host)
+        return host
+
+
+def start(name: str, host_name: str) -> SandboxHost:
+    """Power a stopped host on again: systemd boots and starts the enabled units; a running host
+    is left as it is."""
+    _require_root()
+    with _locked(sandbox_root()):
+        box = load(name)
+        host = _find_host(box, host_name)
+        if not _host_pids(host, _host_dir(box.name, host.name)):
+            _stop_host(box, host)  # what a stopped host may have left: its netns, its veth
+            _start_host(box, host)
         _wait_for_sshd(box, host)
         return host
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -111,3 +113,24 @@ def test_down_removes_everything_up_made() -> None:
     assert name not in sandbox_cli("ls").stdout
     again = sandbox_cli("down", name)
     assert again.returncode == 1 and f"no sandbox named {name}" in again.stderr
+
+
+def test_stop_ends_a_host_and_start_boots_it_again(sandbox: Sandbox) -> None:
+    host = sandbox.hosts[2]
+    boot = host.ssh("stat -c %Z /proc/1").stdout
+    stop = sandbox_cli("stop", sandbox.name, host.name)
+    assert stop.returncode == 0, stop.stderr
+    assert f"{host.name} ({host.address}) stopped" in stop.stderr
+    # powered off: its address answers nothing, none of its processes is left on this machine
+    with contextlib.suppress(OSError), socket.create_connection((host.address, 22), timeout=3):
+        raise AssertionError(f"{host.address} still answers on port 22")
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert f"--machine={host.name} " not in procs
+    start = sandbox_cli("start", sandbox.name, host.address)
+    assert start.returncode == 0, start.stderr
+    assert host.ssh("stat -c %Z /proc/1").stdout != boot, "systemd did not start again"
+    again = sandbox_cli("start", sandbox.name, host.name)  # a running host is left as it is
+    assert again.returncode == 0, again.stderr
+    assert host.ssh("true").returncode == 0
+    unknown = sandbox_cli("stop", sandbox.name, "no-such-host")
+    assert unknown.returncode == 1 and f"sandbox {sandbox.name} has no host no-such-host" in unknown.stderr

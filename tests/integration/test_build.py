@@ -424,3 +424,20 @@ def test_fsck_finds_damage_and_prune_removes_garbage(sealer: Sealer, prepared_ex
     blob.write_bytes(bytes(data))
     report = sealer.run("fsck", check=False)
     assert report.returncode == 1 and f"{layer}: content does not match its digest" in report.stderr
+
+
+def test_the_example_base_builds_at_the_kubernetes_version_asked(
+    example_store: Sealer, sealer: Sealer, prepared_examples: Path
+) -> None:
+    def version_files(store: Sealer, name: str) -> tuple[str, str]:
+        doc = yaml.safe_load(store.run("inspect", name, "--platform", "linux/arm64").stdout)
+        run_layer = next(la for la in doc["spec"]["layers"] if la["type"] == "RUN")
+        blob = store.root / "blobs" / "sha256" / run_layer["id"].split(":")[1]
+        return sh("tar", "-xOf", str(blob), "etc/kube-version"), sh("tar", "-xOf", str(blob), "etc/kubeadm.yml")
+
+    version, kubeadm = version_files(example_store, "kubernetes:v1.19.8")  # the default
+    assert version == "v1.19.8\n" and "\nkubernetesVersion: v1.19.8\n" in kubeadm
+    sealer.run("build", "--platform", "linux/arm64", "--build-arg", "KUBE_VERSION=v1.20.15", "-t",
+               "kubernetes:v1.20.15", str(prepared_examples / "kubernetes-base"))  # fmt: skip
+    version, kubeadm = version_files(sealer, "kubernetes:v1.20.15")
+    assert version == "v1.20.15\n" and "\nkubernetesVersion: v1.20.15\n" in kubeadm
