@@ -53,6 +53,9 @@ on "$node" /var/lib/sealer/data/demo/rootfs/bin/helm\ version
 say "the registry on the master serves each cached image for both platforms (skopeo, from outside the sandbox)"
 skopeo inspect --raw --tls-verify=false "docker://$master:5000/kubernetesui/dashboard:v2.5.1" \
     | python3 -c 'import json,sys; [print(" ", m["digest"][:19], m["platform"]) for m in json.load(sys.stdin)["manifests"]]'
+say "the control plane: etcd's members on the master, the nodes as the arm64 node's kubelet reads them"
+on "$master" "bash -lc 'etcdctl member list -w table'"
+on "$node" "kubectl --kubeconfig /etc/kubernetes/kubelet.conf get nodes -o wide"
 say "what the kubeadm, helm and kubectl stand-ins were asked to do, in order"
 for host in "$master" "$node"; do echo "-- $host"; on "$host" "cat /var/lib/sealer/data/demo/standin-calls.log"; done
 say "run again: nothing changes"

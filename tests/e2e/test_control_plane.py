@@ -105,6 +105,20 @@ def test_three_masters_and_two_nodes_make_a_working_control_plane(run_store: Sea
     quiet.ssh("systemctl start kubelet.service")
     poll(f"{quiet.name} Ready again", lambda: is_ready(nodes(masters[0], "kubectl")[quiet.name]), 60)
 
+    # a master that leaves takes its etcd member with it (kubeadm reset removes it first)
+    run_store.run("delete", "-m", masters[2].address, "--cluster", CLUSTER)
+    members = json.loads(masters[0].ssh(f"{ETCDCTL} member list -w json").stdout)["members"]
+    assert sorted(m["name"] for m in members) == sorted(h.name for h in masters[:2])
+    health = masters[1].ssh(f"{ETCDCTL} endpoint health --cluster 2>&1").stdout
+    assert health.count(" is healthy") == 2, health
+    assert host_state(masters[2]) == before[masters[2].address]
+    # a node's clients reach another master when the one its API server name resolves to is gone
+    # (sealer's VIP on a real cluster): the kubelet keeps the masters' addresses
+    worker = workers[0]
+    assert sorted(worker.ssh("cat /var/lib/kubelet/apiservers").stdout.split()) == sorted(h.address for h in masters)
+    worker.ssh(f"sed -i 's/^.* apiserver.cluster.local$/{masters[2].address} apiserver.cluster.local/' /etc/hosts")
+    assert len(nodes(worker)) == 5
+
     started = time.monotonic()
     run_store.run("delete", "--all", "--cluster", CLUSTER)
     print(f"sealer delete --all: {time.monotonic() - started:.0f} s")

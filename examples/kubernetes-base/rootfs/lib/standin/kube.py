@@ -41,6 +41,7 @@ UNIT_DIR = "/etc/systemd/system"
 # every unit, link and file the stand-ins install carries this mark; reset removes only those
 MARK = "# installed by sealer's example base (the kubeadm stand-in); kubeadm reset removes it"
 API_PORT = 6443
+CONNECT_TIMEOUT = 3  # seconds to wait for an API server's TCP connection
 HEARTBEAT_GRACE = 40  # seconds after which a node whose kubelet stopped posting reads NotReady
 
 
@@ -315,6 +316,7 @@ class Client:
         self.name, self.port = url.hostname or "", url.port or 443
         self.ctx, self.token, self.timeout = ctx, token, timeout
         self.addresses: list[str] | None = None  # set: only these, not the name's nor the recorded ones
+        self.answered = ""  # the address that answered last: a long-running client tries it first
 
     @classmethod
     def from_kubeconfig(cls, path: str, timeout: float = 15) -> Client:
@@ -332,7 +334,8 @@ class Client:
             more = read(APISERVERS_FILE).split()
         except OSError:
             more = []
-        return list(dict.fromkeys(first + more)) or [self.name]
+        found = list(dict.fromkeys(first + more)) or [self.name]
+        return [self.answered, *(a for a in found if a != self.answered)] if self.answered in found else found
 
     def request(self, method: str, path: str, body: object = None, content_type: str = "application/json") -> dict:
         data = json.dumps(body).encode() if body is not None else None
@@ -344,7 +347,9 @@ class Client:
         last: Exception | None = None
         for address in self._addresses():
             try:
-                sock = socket.create_connection((address, self.port), timeout=self.timeout)
+                # a host that is down answers nothing: a short wait before the next
+                sock = socket.create_connection((address, self.port), timeout=CONNECT_TIMEOUT)
+                sock.settimeout(self.timeout)
             except OSError as err:
                 last = err
                 continue
@@ -363,9 +368,15 @@ class Client:
                 out = json.loads(raw) if raw else {}
             except ValueError:
                 out = {"message": raw.decode(errors="replace").strip()}
+            if resp.status >= 500:  # this master cannot serve (its etcd, say): another one may
+                last = ApiError(resp.status, out if isinstance(out, dict) else {"message": str(out)})
+                continue
             if resp.status >= 400:
                 raise ApiError(resp.status, out if isinstance(out, dict) else {"message": str(out)})
+            self.answered = address
             return out
+        if isinstance(last, ApiError):
+            raise last
         raise Fail(
             f"The connection to the server {self.name}:{self.port} was refused"
             f" - did you specify the right host or port? ({last})"
