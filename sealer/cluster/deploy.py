@@ -115,7 +115,7 @@ def check_workdir(store: Store, cdir: Path) -> Iterator[Path]:
     work = store.tmp_path(f"-check-{cdir.name}")
     work.mkdir(mode=0o700)
     try:
-        for name in ("known_hosts", "htpasswd"):
+        for name in ("known_hosts", "htpasswd", "registry-http-secret"):
             if (cdir / name).is_file():
                 shutil.copy2(cdir / name, work / name)
         if (cdir / "tls").is_dir():

@@ -111,6 +111,18 @@ def pull_credential(path: Path) -> str:
     return credential
 
 
+HTTP_SECRET = "registry-http-secret"
+
+
+def http_secret(path: Path) -> Path:
+    """The registry's HTTP secret (it signs the state of uploads between requests): random, made
+    once per cluster and kept (0600) with the cluster's state. The role reads it from this file
+    into the registry's configuration, so that no inventory, variable or diff holds it."""
+    if not path.exists():
+        atomic_write(path, f"{secrets.token_hex(32)}\n".encode(), mode=0o600)
+    return path
+
+
 def check_kubeadm_config(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostFacts]) -> None:
     """Kubernetes is initialised from the image's etc/kubeadm.yml (or the Clusterfile's kubeadm
     documents): without either a run could only fail late, so it is refused before any host changes."""
@@ -178,6 +190,7 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
         **tls_vars,
         "sealer_registry_port": int(settings.get("port") or shared_defaults()["sealer_registry_port"]),
         "sealer_registry_source": str(tree),
+        "sealer_registry_http_secret_file": str(http_secret(cdir / HTTP_SECRET)),
         "sealer_registry_htpasswd": str(htpasswd) if htpasswd.exists() else "",
         "sealer_runtime_registries": upstream_registries(image.name, [r for i in images for r in i.config.images]),
         "sealer_runtime_credentials": str(pull) if htpasswd.exists() and pull.exists() else "",
