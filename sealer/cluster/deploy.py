@@ -26,6 +26,7 @@ from sealer.cluster.become import password_socket
 from sealer.cluster.clusterfile import Cluster, Host, check_hosts, parse_bastion, parse_clusterfile, to_clusterfile
 from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, detect, on_every_host
 from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups
+from sealer.cluster.new_state import DiscardedOnEarlyFailure
 from sealer.cluster.prepare import check_kubeadm_config, prepare
 from sealer.cluster.runner import PlaybookResult, run_playbook
 from sealer.cluster.swarm import Delivery, discard_swarm, missing_tool, running_swarm
@@ -159,9 +160,10 @@ def run_cluster(
     result then holds, per host, what a run would change. ``diff``: and the changed files' diffs."""
     cdir = clusters_dir(store) / check_name(cluster.name, "cluster")
     image = get_image(store, cluster.image)
+    discard = DiscardedOnEarlyFailure(cdir)  # before the lock makes the directory; used inside it
     # a check of a cluster that does not exist yet makes no cluster directory (its log aside)
     lock = cluster_lock(cdir) if not check or cdir.is_dir() else contextlib.nullcontext()
-    with lock, check_workdir(store, cdir) if check else contextlib.nullcontext(cdir) as work:
+    with lock, discard, check_workdir(store, cdir) if check else contextlib.nullcontext(cdir) as work:
         ready = prepare_cluster(
             store, cluster, image, reporter, strict_host_keys, become_password, hosts_may_change, work, check
         )  # fmt: skip

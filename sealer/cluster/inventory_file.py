@@ -119,18 +119,33 @@ def _load(path: Path) -> tuple[Any, Any]:
     return inventory, variables
 
 
+_JINJA = ("{{", "{%", "{#")
+
+
 def _plain(value: Any) -> Any:
-    """Ansible's values (AnsibleUnicode and its other str, dict and list types) as plain ones,
-    which sealer's own files can hold."""
+    """Ansible's values (AnsibleUnicode, AnsibleUnsafeText from lookups and ``!unsafe``, and its
+    other str, dict and list types) as plain ones, which sealer's own files can hold. An unsafe
+    string is one Ansible must not template: where it holds Jinja it is wrapped in a raw block,
+    so that the playbooks, which template sealer's inventory, read it as the operator's did."""
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int | float):
         return value
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {_plain_str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
         return [_plain(v) for v in value]
-    return str(value)
+    text = _plain_str(value)
+    if getattr(value, "__UNSAFE__", False) and any(mark in text for mark in _JINJA):
+        return "{% raw %}" + text.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}{% raw %}") + "{% endraw %}"
+    return text
+
+
+def _plain_str(value: Any) -> str:
+    """A str itself (AnsibleUnsafeText's str() is itself, which YAML's safe dumper refuses)."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str.__str__(value) if isinstance(value, str) else str.__str__(str(value))
 
 
 def _members(inventory: Any, groups: tuple[str, ...]) -> list[str]:

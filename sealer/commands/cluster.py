@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from sealer.cluster.clusterfile import parse_address_list
-from sealer.cluster.deploy import delete_hosts, join_hosts, list_clusters
+from sealer.cluster.deploy import clusters_dir, delete_hosts, join_hosts, list_clusters
+from sealer.cluster.new_state import incomplete_state, remove_incomplete
 from sealer.commands._check import print_check
 from sealer.commands._options import reporter_for
 from sealer.commands._output import become_password_source, info, print_json, table
 from sealer.errors import UsageError
+from sealer.names import check_name
 from sealer.store.layout import Store
 
 
@@ -40,7 +42,19 @@ def delete(masters: str | None, nodes: str | None, everything: bool, name: str |
     targets = None if everything else [
         *(parse_address_list(masters, "-m") if masters else []), *(parse_address_list(nodes, "-n") if nodes else [])
     ]  # fmt: skip
-    removed = delete_hosts(Store.open(), name, targets, reporter_for(output), become_password_source())
+    store = Store.open()
+    if (
+        everything
+        and name is not None
+        and (lacking := incomplete_state(clusters_dir(store), check_name(name, "cluster", "--cluster")))
+    ):
+        remove_incomplete(clusters_dir(store), name)
+        if output == "json":
+            print_json({"deleted": [], "all": True, "incomplete": lacking})
+        else:
+            info(f"cluster {name} had no {lacking}: removed its local state; no host was reset")
+        return
+    removed = delete_hosts(store, name, targets, reporter_for(output), become_password_source())
     if output == "json":
         print_json({"deleted": removed, "all": everything})
     else:

@@ -13,7 +13,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.helpers import SEALER, Sealer
+import pytest
+
+from tests.helpers import SEALER, Sealer, free_port
+from tests.reliability.conftest import SMALL, make_small_context
 
 
 def test_passwords_are_not_in_proc_environ_of_a_running_sealer(tmp_path: Path) -> None:
@@ -47,3 +50,45 @@ def test_passwords_are_not_in_proc_environ_of_a_running_sealer(tmp_path: Path) -
     for name, value in canaries.items():
         assert value.encode() not in environ
         assert name.encode() not in environ
+
+
+# ---- inventories with lookups, and the state a failed first run leaves -------------------
+
+
+@pytest.fixture(scope="module")
+def own_store(tmp_path_factory: pytest.TempPathFactory) -> Sealer:
+    """A store of this module's own (runs make clusters in it) holding SMALL for amd64, and a key."""
+    root = tmp_path_factory.mktemp("hostile-cluster")
+    s = Sealer(root / "store")
+    s.run("build", "--platform", "linux/amd64", "-t", SMALL, str(make_small_context(root)))
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / "key")], check=True)
+    return s
+
+
+def key_of(store: Sealer) -> str:
+    return str(store.root.parent / "key")
+
+
+def test_a_first_run_that_fails_before_any_host_changes_leaves_no_cluster_directory(own_store: Sealer) -> None:
+    proc = own_store.run("run", SMALL, "-m", "127.0.0.1", "--port", str(free_port()), "--pk", key_of(own_store),
+                         "--cluster", "early", check=False)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert not (own_store.root / "clusters" / "early").exists()
+    assert "early" not in own_store.run("ps").stdout
+
+
+def test_an_incomplete_cluster_state_can_be_deleted(own_store: Sealer) -> None:
+    clusters = own_store.root / "clusters"
+    no_inventory = clusters / "halfway"
+    no_inventory.mkdir(parents=True)
+    (no_inventory / "Clusterfile").write_text(
+        f"apiVersion: sealer.cloud/v2\nkind: Cluster\nmetadata:\n  name: halfway\nspec:\n  image: {SMALL}\n"
+        "  hosts:\n  - ips: [127.0.0.1]\n    roles: [master]\n"
+    )
+    no_clusterfile = clusters / "bare"
+    (no_clusterfile / "runs").mkdir(parents=True)
+    for name in ("halfway", "bare"):
+        proc = own_store.run("delete", "--all", "--cluster", name, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert "no host was reset" in proc.stderr
+        assert not (clusters / name).exists()
