@@ -13,7 +13,9 @@ from typing import Any
 
 import yaml
 
+from sealer.cluster.kubeadm_schema import KINDS
 from sealer.errors import ClusterfileError
+from sealer.input_limits import compose_all, read_limited
 from sealer.names import check_name
 from sealer.oci.reference import Reference
 
@@ -310,11 +312,11 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
 def _documents(path: Path, display: str) -> tuple[yaml.Node, list[dict[str, Any]]]:
     """The file's one Cluster document (as a node, for line numbers) and its kubeadm documents."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path, display).decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ClusterfileError(f"{display}: cannot read: {err}") from err
     try:
-        docs = [d for d in yaml.compose_all(text) if d is not None]
+        docs = [d for d in compose_all(text, display) if d is not None]
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f":{mark.line + 1}" if mark else ""
@@ -328,11 +330,18 @@ def _documents(path: Path, display: str) -> tuple[yaml.Node, list[dict[str, Any]
             continue
         value = yaml.safe_load(yaml.serialize(doc))
         api = str(value.get("apiVersion", "")) if isinstance(value, dict) else ""
+        where = f"{display}:{doc.start_mark.line + 1}"
         if api.split("/")[0] not in KUBEADM_GROUPS:
             raise ClusterfileError(
-                f"{display}:{doc.start_mark.line + 1}: a document of kind {_kind(doc)} ({api or 'no apiVersion'}) "
+                f"{where}: a document of kind {_kind(doc)} ({api or 'no apiVersion'}) "
                 "is neither the Cluster nor a kubeadm configuration"
             )
+        kinds, kind = KINDS[api.split("/")[0]], _kind(doc) or ""
+        if kind not in kinds:
+            raise ClusterfileError(f"{where}: {api} has no kind {kind!r} (kinds: {', '.join(kinds)})")
+        schema = kinds[kind]
+        if schema is not None:
+            _check_node(doc, schema, "", display)
         kubeadm_docs.append(value)
     return cluster_docs[0], kubeadm_docs
 

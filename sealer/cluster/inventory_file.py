@@ -10,6 +10,7 @@ roles through sealer's inventory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 from sealer.cluster.bastion import take_proxy_jump
 from sealer.cluster.clusterfile import Host, SSHConfig, check_hosts, parse_address, parse_bastion, parse_port
 from sealer.errors import ClusterfileError
+from sealer.input_limits import compose_all, read_limited
 
 MASTER_GROUPS = ("master", "kube_control_plane")
 NODE_GROUPS = ("node", "kube_node")
@@ -55,6 +57,7 @@ def read_inventory_file(path: Path, defaults: SSHConfig) -> InventoryFile:
     display = str(path)
     if not path.exists():
         raise ClusterfileError(f"{display}: no such inventory")
+    _check_limits(path)
     inventory, variables = _load(path)
     masters = _members(inventory, MASTER_GROUPS)
     nodes = [h for h in _members(inventory, NODE_GROUPS) if h not in masters]
@@ -75,6 +78,25 @@ def read_inventory_file(path: Path, defaults: SSHConfig) -> InventoryFile:
     if len(passwords) > 1:
         raise ClusterfileError(f"{display}: the hosts give different ansible_become_password values: sealer uses one")
     return InventoryFile(hosts, names, passwords.pop() if passwords else None)
+
+
+def _check_limits(path: Path) -> None:
+    """The inventory, and the group_vars/ and host_vars/ files Ansible reads beside it, within
+    sealer's input limits, before Ansible reads (and templates) any of it."""
+    import yaml
+
+    base = path if path.is_dir() else path.parent
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for sub in (base / "group_vars", base / "host_vars"):
+        if sub.is_dir():
+            files += sorted(p for p in sub.rglob("*") if p.is_file())
+    for file in files:
+        try:
+            text = read_limited(file).decode(errors="replace")
+        except OSError as err:
+            raise ClusterfileError(f"{file}: cannot read: {err.strerror}") from err
+        with contextlib.suppress(yaml.YAMLError):  # INI, or not YAML: Ansible's parser says what it is
+            compose_all(text, str(file))
 
 
 def _load(path: Path) -> tuple[Any, Any]:

@@ -22,6 +22,7 @@ from sealer.cluster.collection import shared_defaults
 from sealer.cluster.hosts import HostFacts
 from sealer.cluster.registry_tls import ensure_registry_tls
 from sealer.errors import InvalidReferenceError, SealerError
+from sealer.input_limits import safe_load, safe_load_all
 from sealer.oci.reference import DOCKER_HUB, Reference
 from sealer.rootfs_cache.registry_tree import RegistryTree, merge_trees
 from sealer.store.image import Image, PlatformImage
@@ -73,7 +74,8 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 def merge_kubeadm(base_text: str, docs: list[dict[str, Any]]) -> str:
     """The image's kubeadm documents, each overridden by the Clusterfile's of the same kind."""
-    merged: list[dict[str, Any]] = [d for d in yaml.safe_load_all(base_text) if isinstance(d, dict)]
+    docs = safe_load_all(base_text, "the image's etc/kubeadm.yml")
+    merged: list[dict[str, Any]] = [d for d in docs if isinstance(d, dict)]
     for doc in docs:
         for i, existing in enumerate(merged):
             if existing.get("kind") == doc.get("kind"):
@@ -153,7 +155,7 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
     raw = read_from_layers(store, registry_image, "etc/registry.yml")
     if raw:
         try:
-            settings = yaml.safe_load(raw) or {}
+            settings = safe_load(raw.decode(errors="replace"), f"image {image.name}: etc/registry.yml") or {}
         except yaml.YAMLError as err:
             raise SealerError(f"image {image.name}: etc/registry.yml is not valid YAML: {err}") from err
     # kubeadm

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import subprocess
 import time
 from pathlib import Path
@@ -92,3 +93,93 @@ def test_an_incomplete_cluster_state_can_be_deleted(own_store: Sealer) -> None:
         assert proc.returncode == 0, proc.stderr
         assert "no host was reset" in proc.stderr
         assert not (clusters / name).exists()
+
+
+# ---- oversized input ---------------------------------------------------------------------
+
+REFUSED_WITHIN = 30  # seconds; an unbounded reader runs minutes and grows to gigabytes
+MEMORY_CAP = 1536 << 20  # bytes of address space: sealer refusing needs a fraction of it
+
+
+def bomb(levels: int = 9) -> str:
+    """A YAML mapping of lists whose last one, aliases expanded, holds 10**levels strings."""
+    lines = ['  l0: &l0 ["x","x","x","x","x","x","x","x","x","x"]']
+    lines += [f"  l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def bounded(sealer: Sealer, *args: str) -> subprocess.CompletedProcess[str]:
+    """sealer with its memory capped and a deadline: a reader that expands its input fails the case."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+
+    started = time.monotonic()
+    proc = subprocess.run([*SEALER, *args], env=sealer.env(), capture_output=True, text=True, check=False,
+                          timeout=REFUSED_WITHIN, preexec_fn=cap)  # fmt: skip
+    assert time.monotonic() - started < REFUSED_WITHIN
+    return proc
+
+
+def assert_one_line(proc: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_an_alias_bomb_inventory_is_refused_in_one_line(own_store: Sealer, tmp_path: Path) -> None:
+    path = tmp_path / "hosts.yaml"
+    path.write_text("all:\n  vars:\n  " + bomb().replace("\n  ", "\n    ") + "  children:\n    master:\n"
+                    "      hosts:\n        127.0.0.1:\n")  # fmt: skip
+    assert_one_line(bounded(own_store, "run", SMALL, "-i", str(path)), str(path), "aliases expanded")
+
+
+def test_an_alias_bomb_in_group_vars_is_refused_in_one_line(own_store: Sealer, tmp_path: Path) -> None:
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text("all_of_it:\n" + bomb())
+    path = tmp_path / "hosts.ini"
+    path.write_text("[master]\n127.0.0.1\n")
+    assert_one_line(bounded(own_store, "run", SMALL, "-i", str(path)), "group_vars/all.yml", "aliases expanded")
+
+
+def test_an_alias_bomb_clusterfile_is_refused_in_one_line(own_store: Sealer, tmp_path: Path) -> None:
+    path = tmp_path / "Clusterfile"
+    path.write_text(f"apiVersion: sealer.cloud/v2\nkind: Cluster\nmetadata:\n  name: boom\n  labels:\n{bomb()}"
+                    f"spec:\n  image: {SMALL}\n  hosts:\n  - ips: [127.0.0.1]\n    roles: [master]\n")  # fmt: skip
+    assert_one_line(bounded(own_store, "run", "-f", str(path)), str(path), "aliases expanded")
+
+
+def test_a_self_referring_alias_is_refused_in_one_line(own_store: Sealer, tmp_path: Path) -> None:
+    path = tmp_path / "Clusterfile"
+    path.write_text(f"apiVersion: sealer.cloud/v2\nkind: Cluster\nmetadata:\n  name: loop\n  labels: &me {{a: *me}}\n"
+                    f"spec:\n  image: {SMALL}\n  hosts:\n  - ips: [127.0.0.1]\n    roles: [master]\n")  # fmt: skip
+    assert_one_line(bounded(own_store, "run", "-f", str(path)), str(path), "refers to a node that holds it")
+
+
+def test_a_huge_one_line_clusterfile_is_refused_in_one_line(own_store: Sealer, tmp_path: Path) -> None:
+    path = tmp_path / "Clusterfile"
+    path.write_text(
+        f"apiVersion: sealer.cloud/v2\nkind: Cluster\nmetadata: {{name: big, labels: {{x: '{'y' * (64 << 20)}'}}}}\n"
+    )
+    assert_one_line(bounded(own_store, "run", "-f", str(path)), str(path), "larger than 4194304 bytes")
+
+
+def test_a_huge_image_list_is_refused_in_one_line(own_store: Sealer, tmp_path: Path) -> None:
+    path = tmp_path / "images.txt"
+    path.write_text("busybox:1\n" * (1 << 20))
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Kubefile").write_text("FROM scratch\nCMD echo\n")
+    proc = bounded(own_store, "build", "--platform", "linux/amd64", "-t", "huge:1", "--image-list", str(path), str(ctx))
+    assert_one_line(proc, str(path), "larger than 4194304 bytes")
+
+
+def test_an_alias_bomb_config_is_refused_in_one_line(own_store: Sealer) -> None:
+    config = own_store.root / "config.yaml"
+    config.write_text("registryMirrors: {}\nlabels:\n" + bomb())
+    try:
+        assert_one_line(bounded(own_store, "pull", "127.0.0.1:9/none:1"), str(config), "aliases expanded")
+    finally:
+        config.unlink()
