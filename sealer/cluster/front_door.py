@@ -113,7 +113,10 @@ def finish_run(store: Store, cluster_name: str) -> None:
 def prepare_delete(store: Store, cluster_name: str, sources: list[str], play_hosts: list[str]) -> dict[str, Any]:
     """What sealer delete checks before Ansible, for the inventory's hosts the play runs on (all,
     or those of --limit). Returns the cluster's name and the hosts' ``add_host`` arguments."""
-    name = resolve_name(store, cluster_name or None)
+    try:
+        name = resolve_name(store, cluster_name or None)
+    except SealerError as err:  # said for a playbook: its variable, not the sealer command's flag
+        raise SealerError(str(err).replace("with --cluster", "with -e sealer_cluster=NAME")) from err
     read = _inventory(sources)
     cluster = load_state(store, name)
     addresses = [a for a, n in read.names.items() if n in play_hosts]

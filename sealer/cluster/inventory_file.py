@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,16 +89,22 @@ def _check_limits(path: Path) -> None:
 
     base = path if path.is_dir() else path.parent
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    variables = []
     for sub in (base / "group_vars", base / "host_vars"):
         if sub.is_dir():
-            files += sorted(p for p in sub.rglob("*") if p.is_file())
-    for file in files:
+            variables += sorted(p for p in sub.rglob("*") if p.is_file())
+    for file in [*files, *variables]:
         try:
             text = read_limited(file).decode(errors="replace")
         except OSError as err:
             raise ClusterfileError(f"{file}: cannot read: {err.strerror}") from err
-        with contextlib.suppress(yaml.YAMLError):  # INI, or not YAML: Ansible's parser says what it is
+        try:
             compose_all(text, str(file))
+        except yaml.YAMLError as err:
+            if file in variables or file.suffix in (".yml", ".yaml", ".json"):  # else INI, which Ansible reads
+                mark = getattr(err, "problem_mark", None)
+                at = f":{mark.line + 1}" if mark else ""
+                raise ClusterfileError(f"{file}{at}: not valid YAML: {getattr(err, 'problem', None) or err}") from err
 
 
 def _load(path: Path) -> tuple[Any, Any]:
@@ -119,11 +127,12 @@ def _load(path: Path) -> tuple[Any, Any]:
                 os.environ[key] = value
 
     loader = DataLoader()
+    warnings: list[str] = []
     try:
-        inventory = InventoryManager(loader=loader, sources=[str(path)])
+        with _warnings_kept(warnings):
+            inventory = InventoryManager(loader=loader, sources=[str(path)])
     except AnsibleError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "cannot be parsed"
-        raise ClusterfileError(f"{path}: not an Ansible inventory: {first}") from err
+        raise ClusterfileError(f"{path}: not an Ansible inventory: {_why(path, warnings, err)}") from err
     manager = VariableManager(loader=loader, inventory=inventory)
 
     def variables(name: str) -> dict[str, Any]:
@@ -142,6 +151,33 @@ def _load(path: Path) -> tuple[Any, Any]:
 
 
 _JINJA = ("{{", "{%", "{#")
+
+
+@contextlib.contextmanager
+def _warnings_kept(into: list[str]) -> Iterator[None]:
+    """Ansible's warnings (one per inventory plugin that failed, each several lines) kept in
+    ``into`` instead of printed: sealer says in one line what the one that matters said."""
+    from ansible.utils.display import Display
+
+    display = Display()  # one instance per process: Ansible's modules print through it
+    display.warning = lambda msg, *args, **kwargs: into.append(str(msg))
+    try:
+        yield
+    finally:
+        del display.warning  # the class's method again
+
+
+_PLUGIN_FAILED = re.compile(r"Failed to parse .*? with (\w+) plugin: (.*)", re.DOTALL)
+_ANSIBLE_TYPE = re.compile(r"\"?<class '[\w.]*\.Ansible(Sequence|Mapping|Unicode)'>\"?")
+
+
+def _why(path: Path, warnings: list[str], err: Exception) -> str:
+    """What the plugin for the file's kind (yaml for .yml/.yaml/.json, else ini) said, in one line."""
+    said = {m.group(1): m.group(2) for w in warnings if (m := _PLUGIN_FAILED.search(w))}
+    plugin = "yaml" if path.suffix in (".yml", ".yaml", ".json") else "ini"
+    text = said.get(plugin) or next(iter(said.values()), "") or str(err)
+    text = _ANSIBLE_TYPE.sub(lambda m: {"Sequence": "a list", "Mapping": "a mapping"}.get(m.group(1), "a string"), text)
+    return " ".join(text.split())[:300] or "cannot be parsed"
 
 
 def _plain(value: Any) -> Any:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sealer.cluster.clusterfile import parse_address_list
-from sealer.cluster.deploy import clusters_dir, delete_hosts, join_hosts, list_clusters
+from sealer.cluster.deploy import clusters_dir, delete_hosts, join_hosts, list_clusters, load_state, resolve_name
+from sealer.cluster.member_roles import refuse_members, refuse_wrong_roles
 from sealer.cluster.new_state import incomplete_state, remove_incomplete
 from sealer.commands._check import print_check
 from sealer.commands._options import reporter_for
@@ -21,8 +22,10 @@ def join(
         raise UsageError("--diff goes with --check")
     m = parse_address_list(masters, "-m") if masters else []
     n = parse_address_list(nodes, "-n") if nodes else []
+    store = Store.open()
+    refuse_members(load_state(store, resolve_name(store, name)), m, n)
     result = join_hosts(
-        Store.open(), name, m, n, reporter_for(output), strict_host_keys, become_password_source(),
+        store, name, m, n, reporter_for(output), strict_host_keys, become_password_source(),
         check=check, diff=diff, bastion=bastion,
     )  # fmt: skip
     if check:
@@ -39,9 +42,9 @@ def join(
 def delete(masters: str | None, nodes: str | None, everything: bool, name: str | None, output: str) -> None:
     if everything == bool(masters or nodes):
         raise UsageError("delete takes -m/-n hosts, or --all")
-    targets = None if everything else [
-        *(parse_address_list(masters, "-m") if masters else []), *(parse_address_list(nodes, "-n") if nodes else [])
-    ]  # fmt: skip
+    m = parse_address_list(masters, "-m") if masters else []
+    n = parse_address_list(nodes, "-n") if nodes else []
+    targets = None if everything else [*m, *n]
     store = Store.open()
     if (
         everything
@@ -54,6 +57,8 @@ def delete(masters: str | None, nodes: str | None, everything: bool, name: str |
         else:
             info(f"cluster {name} had no {lacking}: removed its local state; no host was reset")
         return
+    if not everything:
+        refuse_wrong_roles(load_state(store, resolve_name(store, name)), m, n)
     removed = delete_hosts(store, name, targets, reporter_for(output), become_password_source())
     if output == "json":
         print_json({"deleted": removed, "all": everything})
@@ -62,7 +67,10 @@ def delete(masters: str | None, nodes: str | None, everything: bool, name: str |
 
 
 def ps(name: str | None, output: str) -> None:
-    clusters = list_clusters(Store.open(), name)
+    store = Store.open()
+    if name is not None:
+        resolve_name(store, name)  # a cluster that is not there is an error, not an empty table
+    clusters = list_clusters(store, name)
     if output == "json":
         print_json([{"name": c.name, "image": c.image, "hosts": c.hosts} for c in clusters])
         return

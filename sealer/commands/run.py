@@ -36,6 +36,17 @@ def load_cluster(
     return cluster
 
 
+def refuse_ssh_flags(flags: list[str]) -> None:
+    """``run -f``: the Clusterfile says how each host is logged in to (and is kept as the
+    cluster's state, which join and delete read); SSH flags beside it would be ignored, or would
+    make the state differ from the file, so they are refused."""
+    if flags:
+        raise UsageError(
+            f"{', '.join(flags)} with -f: the Clusterfile says how to log in (spec.ssh, or a host group's ssh); "
+            "set it there"
+        )
+
+
 def with_bastion(ssh: SSHConfig, bastion: str) -> SSHConfig:
     """``ssh`` through ``--bastion``, which logs in as ``ssh``'s user with its key unless it says a user."""
     return dataclasses.replace(ssh, bastion=parse_bastion(bastion, "--bastion", ssh))

@@ -8,6 +8,7 @@ observed, before sealer reaches one.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import resource
 import subprocess
@@ -21,12 +22,12 @@ from tests.reliability.conftest import SMALL, make_small_context
 
 
 def test_passwords_are_not_in_proc_environ_of_a_running_sealer(tmp_path: Path) -> None:
-    """sealer blocks opening a FIFO as its Clusterfile; meanwhile its /proc/PID/environ is read."""
-    fifo = tmp_path / "Clusterfile"
+    """sealer blocks opening a FIFO as the archive to load; meanwhile its /proc/PID/environ is read."""
+    fifo = tmp_path / "archive.tar"
     os.mkfifo(fifo)
     canaries = {"SEALER_BECOME_PASSWORD": "become-canary-7f3a", "SEALER_SSH_PASSWORD": "ssh-canary-91c2"}
     env = {**Sealer(tmp_path / "store").env(), **canaries}
-    proc = subprocess.Popen([*SEALER, "run", "-f", str(fifo)], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*SEALER, "load", "-i", str(fifo)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)  # fmt: skip
     try:
         deadline = time.monotonic() + 60
@@ -40,7 +41,7 @@ def test_passwords_are_not_in_proc_environ_of_a_running_sealer(tmp_path: Path) -
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
         environ = Path(f"/proc/{proc.pid}/environ").read_bytes()
-        os.write(fd, b"apiVersion: nope\n")
+        os.write(fd, b"not a tar\n")
         os.close(fd)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -183,3 +184,93 @@ def test_an_alias_bomb_config_is_refused_in_one_line(own_store: Sealer) -> None:
         assert_one_line(bounded(own_store, "pull", "127.0.0.1:9/none:1"), str(config), "aliases expanded")
     finally:
         config.unlink()
+
+
+# ---- messages ----------------------------------------------------------------------------
+
+
+def write_cluster(store: Sealer, name: str) -> None:
+    """A cluster's state as a run leaves it (master 192.0.2.1, node 192.0.2.2), without hosts."""
+    cdir = store.root / "clusters" / name
+    cdir.mkdir(parents=True)
+    (cdir / "Clusterfile").write_text(
+        f"apiVersion: sealer.cloud/v2\nkind: Cluster\nmetadata:\n  name: {name}\nspec:\n  image: {SMALL}\n"
+        "  ssh: {pk: /nonexistent/key}\n  hosts:\n  - ips: [192.0.2.1]\n    roles: [master]\n"
+        "  - ips: [192.0.2.2]\n    roles: [node]\n"
+    )
+    hosts = {"192.0.2.1": {"sealer_role": "master"}, "192.0.2.2": {"sealer_role": "node"}}
+    (cdir / "inventory.yaml").write_text(json.dumps({"all": {"vars": {}, "hosts": hosts, "children": {}}}))
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (["--pk", "/some/key"], {}, "--pk with -f"),
+        (["-u", "ops", "--port", "2222"], {}, "-u, --port with -f"),
+        ([], {"SEALER_SSH_PASSWORD": "pw"}, "$SEALER_SSH_PASSWORD with -f"),
+    ],
+)
+def test_ssh_flags_with_a_clusterfile_are_refused(
+    own_store: Sealer, tmp_path: Path, args: list[str], env: dict[str, str], said: str
+) -> None:
+    path = tmp_path / "Clusterfile"
+    path.write_text(f"apiVersion: sealer.cloud/v2\nkind: Cluster\nmetadata: {{name: f}}\nspec:\n  image: {SMALL}\n"
+                    "  hosts: [{ips: [192.0.2.9], roles: [master]}]\n")  # fmt: skip
+    proc = subprocess.run([*SEALER, "run", "-f", str(path), *args], env={**own_store.env(), **env},
+                          capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"sealer: error: {said}: the Clusterfile says how to log in (spec.ssh, or a host group's ssh); set it there"
+    ]
+
+
+def test_join_of_a_member_and_delete_under_the_wrong_role_are_refused(own_store: Sealer) -> None:
+    write_cluster(own_store, "roles")
+    cases = [
+        (["join", "-n", "192.0.2.2"], "192.0.2.2 is already a node of cluster roles"),
+        (["join", "-m", "192.0.2.3", "-n", "192.0.2.1"], "192.0.2.1 is already a master of cluster roles"),
+        (
+            ["delete", "-m", "192.0.2.2"],
+            "192.0.2.2 is a node of cluster roles, not a master (sealer delete -n 192.0.2.2)",
+        ),
+        (
+            ["delete", "-n", "192.0.2.1"],
+            "192.0.2.1 is a master of cluster roles, not a node (sealer delete -m 192.0.2.1)",
+        ),
+    ]
+    for args, said in cases:
+        proc = own_store.run(*args, "--cluster", "roles", check=False)
+        assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [f"sealer: error: {said}"], proc.stderr
+    assert "192.0.2.2" in (own_store.root / "clusters" / "roles" / "Clusterfile").read_text()
+
+
+def test_ps_of_a_cluster_that_is_not_there_names_it(own_store: Sealer) -> None:
+    proc = own_store.run("ps", "--cluster", "nosuch", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("sealer: error: no cluster named nosuch (clusters: ")
+    assert proc.stdout == ""
+
+
+def test_join_help_offers_no_flag_join_lacks() -> None:
+    proc = subprocess.run([*SEALER, "join", "--help"], capture_output=True, text=True, check=True)
+    assert "-u" not in proc.stdout.replace("--", "")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        ("bad.yaml", "all:\n  children:\n    master:\n      hosts: [oops\n", "bad.yaml:5: not valid YAML"),
+        ("bad.ini", "[master\n192.0.2.1\n", "bad.ini: not an Ansible inventory: "),
+        ("list.yaml", "all:\n  hosts:\n    - a\n", 'Invalid "hosts" entry for "all" group, requires a dictionary'),
+    ],
+)  # fmt: skip
+def test_a_malformed_inventory_prints_only_sealers_line(
+    own_store: Sealer, tmp_path: Path, name: str, text: str, said: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    proc = own_store.run("run", SMALL, "-i", str(path), check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"sealer: error: {path}") and said in lines[0], proc.stderr
+    assert "WARNING" not in proc.stderr and "Ansible" + "Sequence" not in proc.stderr
