@@ -29,6 +29,7 @@ from sealer.cluster.deploy import (
     prepare_cluster,
     resolve_name,
 )
+from sealer.cluster.host_paths import check_host_paths
 from sealer.cluster.inventory_file import InventoryFile, read_inventory_file
 from sealer.cluster.runner import REMOTE_TMP
 from sealer.errors import SealerError
@@ -89,6 +90,7 @@ def prepare_run(store: Store, image: str, cluster_name: str, sources: list[str])
     read = _inventory(sources)
     cluster = Cluster(name, Reference.parse(image), SSHConfig(), read.hosts)
     cluster.become_password = read.become_password
+    check_host_paths(cluster, sources[0] if sources else "")
     found = get_image(store, cluster.image)
     cdir = clusters_dir(store) / name
     with cluster_lock(cdir):

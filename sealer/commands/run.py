@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_bastion, parse_clusterfile
 from sealer.cluster.deploy import run_cluster
+from sealer.cluster.host_paths import check_host_paths
 from sealer.cluster.inventory_file import read_inventory_file
 from sealer.commands._check import print_check
 from sealer.commands._options import reporter_for
@@ -78,6 +79,7 @@ def _load_cluster(
         read = read_inventory_file(Path(inventory), ssh)
         cluster = Cluster(name or "my-cluster", Reference.parse(image), ssh, read.hosts)
         cluster.become_password = read.become_password
+        check_host_paths(cluster, inventory)
         return cluster
     if clusterfile:
         if masters or nodes:

@@ -274,3 +274,27 @@ def test_a_malformed_inventory_prints_only_sealers_line(
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"sealer: error: {path}") and said in lines[0], proc.stderr
     assert "WARNING" not in proc.stderr and "Ansible" + "Sequence" not in proc.stderr
+
+
+# ---- paths an inventory points elsewhere -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("sealer_data_dir", "/etc"), ("sealer_rootfs_dest", "/etc"), ("sealer_data_root", "/"),
+     ("sealer_reset_data_dir", "/var/lib/sealer/data/paths/../other")],
+)  # fmt: skip
+def test_an_inventory_path_outside_the_clusters_directory_is_refused(
+    own_store: Sealer, tmp_path: Path, name: str, value: str
+) -> None:
+    path = tmp_path / "hosts.yaml"
+    path.write_text(f"all:\n  vars:\n    {name}: {value}\n  children:\n    master:\n      hosts:\n        192.0.2.1:\n")
+    proc = own_store.run("run", SMALL, "-i", str(path), "--cluster", "paths", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"sealer: error: {path}: host 192.0.2.1: {name} {value!r} must be an absolute, normalized path"
+        + (" with a directory named for sealer in it (like /var/lib/sealer/data)" if name == "sealer_data_root" else
+           f" inside /var/lib/sealer/data/paths{' (below it)' if name == 'sealer_rootfs_dest' else ''}, "
+           "the directory sealer owns for this cluster")
+    ]  # fmt: skip
+    assert not (own_store.root / "clusters" / "paths").exists()
