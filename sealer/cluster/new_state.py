@@ -46,10 +46,10 @@ class DiscardedOnEarlyFailure:
 
 
 def hosts_touched(cdir: Path) -> bool:
-    """Whether a run of this cluster got as far as changing a host."""
+    """Whether a run of this cluster got as far as changing a host (or a check as far as its
+    playbook, whose log the failure's message names)."""
     runs = cdir / "runs"
-    started = runs.is_dir() and any(not p.name.endswith("-check") for p in runs.iterdir())
-    return started or (cdir / "ssh").exists()
+    return (runs.is_dir() and any(runs.iterdir())) or (cdir / "ssh").exists()
 
 
 def incomplete_state(clusters: Path, name: str) -> str | None:

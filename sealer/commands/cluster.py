@@ -46,18 +46,18 @@ def delete(masters: str | None, nodes: str | None, everything: bool, name: str |
     n = parse_address_list(nodes, "-n") if nodes else []
     targets = None if everything else [*m, *n]
     store = Store.open()
-    if (
-        everything
-        and name is not None
-        and (lacking := incomplete_state(clusters_dir(store), check_name(name, "cluster", "--cluster")))
-    ):
-        remove_incomplete(clusters_dir(store), name)
-        if output == "json":
-            print_json({"deleted": [], "all": True, "incomplete": lacking})
-        else:
-            info(f"cluster {name} had no {lacking}: removed its local state; no host was reset")
-        return
-    if not everything:
+    if everything:
+        # a state missing its Clusterfile is no listed cluster: it is found by the name given
+        whole = check_name(name, "cluster", "--cluster") if name is not None else resolve_name(store, None)
+        lacking = incomplete_state(clusters_dir(store), whole)
+        if lacking:
+            remove_incomplete(clusters_dir(store), whole)
+            if output == "json":
+                print_json({"deleted": [], "all": True, "incomplete": lacking})
+            else:
+                info(f"cluster {whole} had no {lacking}: removed its local state; no host was reset")
+            return
+    else:
         refuse_wrong_roles(load_state(store, resolve_name(store, name)), m, n)
     removed = delete_hosts(store, name, targets, reporter_for(output), become_password_source())
     if output == "json":
