@@ -5,6 +5,7 @@ as ``sealer delete`` does; each front door works on a cluster the other made."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -32,7 +33,13 @@ def tree(host: SandboxHost) -> str:
     digests = host.ssh(
         f"for p in {SEALER_FILES}; do [ -e $p ] && find $p -type f -print0 | xargs -0 -r sha256sum; done | sort -k2"
     ).stdout
-    digests = "\n".join(line for line in digests.splitlines() if not line.endswith("standin-calls.log"))
+    # the registry's configuration holds the cluster's HTTP secret, random per cluster: it is
+    # compared without it
+    digests = "\n".join(
+        line for line in digests.splitlines() if not line.endswith(("standin-calls.log", "/registry.yml"))
+    )
+    config = host.ssh(f"grep -v '^  secret: ' /var/lib/sealer/data/{CLUSTER}/registry.yml 2>/dev/null || true").stdout
+    digests += "\nregistry.yml without its secret: " + hashlib.sha256(config.encode()).hexdigest()
     calls = host.ssh(f"cat /var/lib/sealer/data/{CLUSTER}/standin-calls.log 2>/dev/null || true").stdout
     calls = "\n".join(line.partition(" ")[2] for line in calls.splitlines())
     return f"{listing}\n{digests}\n{calls}"
