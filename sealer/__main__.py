@@ -19,6 +19,9 @@ def main() -> None:
 
         sys.stdout.write(f"sealer, version {__version__}\n")  # the line click's version option prints
         return
+    from sealer._secret_env import scrub_secrets
+
+    scrub_secrets()  # before any work: passwords out of /proc/PID/environ
     if sys.argv[1:2] == ["build"]:
         from sealer.commands.build import replay
 

@@ -219,6 +219,23 @@ BASTION = click.option(
 )
 
 
+def _given(*params: tuple[str, str]) -> list[str]:
+    """The flags (of ``(parameter, flag)``) the command line set, and the variables the environment
+    set for one ($NAME); not defaults."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    envvars = {p.name: p.envvar for p in ctx.command.params}
+    out = []
+    for param, flag in params:
+        source = ctx.get_parameter_source(param)
+        if source == ParameterSource.COMMANDLINE:
+            out.append(flag)
+        elif source == ParameterSource.ENVIRONMENT:
+            out.append(f"${envvars[param]}")
+    return out
+
+
 @cli.command()
 @click.argument("image", required=False)
 @click.option("-m", "--masters", metavar="IP[,IP...]", help="Master hosts (ranges like 10.0.0.1-10.0.0.3 too).")
@@ -248,9 +265,18 @@ def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: 
     """Run an image on hosts: each gets the rootfs of its own platform."""
     from sealer.commands import run as cmd
 
+    if clusterfile:
+        cmd.refuse_ssh_flags(_given(("user", "-u"), ("password", "-p"), ("pk", "--pk"), ("port", "--port")))
     args = cmd.RunArgs(image, masters, nodes, clusterfile, inventory, user, password, pk, port, name, bastion,
                        strict_host_keys, check, diff, distribution, output)  # fmt: skip
     cmd.run(cmd.load_cluster(args), args)
+
+
+JOIN_BASTION = click.option(
+    "--bastion",
+    metavar="[USER@]IP[:PORT]",
+    help="Reach the new hosts through this jump host (logs in as the cluster's hosts do, unless it says a user).",
+)
 
 
 @cli.command()
@@ -260,7 +286,7 @@ def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: 
 @click.option("--strict-host-keys", is_flag=True, help="Refuse hosts whose key is not known yet.")
 @click.option("--check", is_flag=True, help="Change nothing: say, per host, what a run would change.")
 @click.option("--diff", is_flag=True, help="With --check: show the differences of the files a run would change.")
-@BASTION
+@JOIN_BASTION
 @OUTPUT
 def join(masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, check: bool, diff: bool,
          bastion: str | None,

@@ -100,6 +100,10 @@ class MergeError(SealerError):
     """Images that cannot be merged into one."""
 
 
+class InputLimitError(SealerError):
+    """A file larger, or a YAML document bigger once its aliases are expanded, than sealer reads."""
+
+
 class ClusterfileError(SealerError):
     """A Clusterfile or host list problem, with file:line where there is one."""
 

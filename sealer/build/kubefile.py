@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from sealer.errors import InvalidReferenceError, KubefileError
+from sealer.input_limits import MAX_BYTES
 from sealer.oci.platform import Platform
 from sealer.oci.reference import Reference
 
 MAX_LINE = 64 * 1024
-MAX_FILE = 4 * 1024 * 1024
+MAX_FILE = MAX_BYTES
 
 # Variables every build defines for the platform being built.
 BUILTIN_VARS = ("ARCH", "OS", "VARIANT", "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT")

@@ -27,8 +27,10 @@ from sealer.cluster.documents import (
     value_of,
 )
 from sealer.cluster.env import escape_template, host_env, parse_env
+from sealer.cluster.kubeadm_schema import KINDS
 from sealer.cluster.plugins import Plugin, check_addresses, parse_plugin
 from sealer.errors import ClusterfileError
+from sealer.input_limits import read_limited
 from sealer.names import check_name
 from sealer.oci.reference import Reference
 
@@ -328,7 +330,7 @@ def parse_clusterfile(path: Path, defaults: Cluster | None = None) -> Cluster:
 def _documents(path: Path, display: str) -> tuple[Document, list[Document]]:
     """The file's one Cluster document and its others, in file order."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path, display).decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ClusterfileError(f"{display}: cannot read: {err}") from err
     docs = split_documents(text)
@@ -370,6 +372,12 @@ def _read_document(cluster: Cluster, doc: Document, display: str) -> None:
                 f"{where}: a document of kind {kind} ({api or 'no apiVersion'}) is none of Cluster, Config, "
                 "Plugin, Application or a kubeadm configuration"
             )
+        kinds = KINDS[api.split("/")[0]]
+        if (kind or "") not in kinds:
+            raise ClusterfileError(f"{where}: {api} has no kind {kind!r} (kinds: {', '.join(kinds)})")
+        schema = kinds[kind or ""]
+        if schema is not None:
+            check_node(node, schema, "", display)
         cluster.kubeadm_docs.append(value)
 
 

@@ -59,3 +59,13 @@ def shared_defaults() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SealerError(f"{path}: not a mapping of variables")
     return data
+
+
+def computed_variables() -> frozenset[str]:
+    """The variables the roles work out for themselves (their vars/), which no inventory sets."""
+    names: set[str] = set()
+    for path in sorted((content_root() / "roles").glob("*/vars/main.yml")):
+        data = yaml.safe_load(path.read_text())
+        if isinstance(data, dict):
+            names.update(str(k) for k in data)
+    return frozenset(names)

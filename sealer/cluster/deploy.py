@@ -22,6 +22,7 @@ from sealer.cluster.become import password_socket
 from sealer.cluster.clusterfile import Cluster, Host
 from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, detect, on_every_host
 from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups
+from sealer.cluster.new_state import DiscardedOnEarlyFailure
 from sealer.cluster.options import DEFAULT_RUN, BecomePassword, RunOptions
 from sealer.cluster.prepare import check_kubeadm_config, prepare
 from sealer.cluster.runner import PlaybookOptions, PlaybookResult, run_playbook
@@ -69,7 +70,7 @@ def check_workdir(store: Store, cdir: Path) -> Iterator[Path]:
     work = store.tmp_path(f"-check-{cdir.name}")
     work.mkdir(mode=0o700)
     try:
-        for name in ("known_hosts", "htpasswd"):
+        for name in ("known_hosts", "htpasswd", "registry-http-secret"):
             if (cdir / name).is_file():
                 shutil.copy2(cdir / name, work / name)
         if (cdir / "tls").is_dir():
@@ -107,9 +108,10 @@ def run_cluster(store: Store, cluster: Cluster, reporter: Reporter, options: Run
     reported, from which check_report.py says what a run would change."""
     cdir = clusters_dir(store) / check_name(cluster.name, "cluster")
     image = get_image(store, cluster.image)
+    discard = DiscardedOnEarlyFailure(cdir)  # before the lock makes the directory; used inside it
     # a check of a cluster that does not exist yet makes no cluster directory (its log aside)
     lock = cluster_lock(cdir) if not options.check or cdir.is_dir() else contextlib.nullcontext()
-    with lock, check_workdir(store, cdir) if options.check else contextlib.nullcontext(cdir) as work:
+    with lock, discard, check_workdir(store, cdir) if options.check else contextlib.nullcontext(cdir) as work:
         ready = prepare_cluster(store, cluster, image, reporter, options, work)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ" + ("-check" if options.check else ""))
         run_dir = cdir / "runs" / stamp

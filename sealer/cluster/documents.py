@@ -12,6 +12,7 @@ import yaml
 
 from sealer.cluster.env import render_text
 from sealer.errors import ClusterfileError, TemplateError
+from sealer.input_limits import compose_all
 
 # Config, Plugin and Application documents: sealer 0.8.6 read them whatever their apiVersion
 # (it looked at the kind alone); these are the ones sealer's documentation writes.
@@ -54,11 +55,12 @@ class Document:
 
     def compose(self, display: str) -> yaml.Node | None:
         try:
-            return yaml.compose(self.text)
+            nodes = compose_all(self.text, display)  # within sealer's input limits
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             at = f":{mark.line + 1}" if mark else ""
             raise ClusterfileError(f"{display}{at}: not valid YAML: {getattr(err, 'problem', err)}") from err
+        return nodes[0] if nodes else None
 
 
 def split_documents(text: str) -> list[Document]:

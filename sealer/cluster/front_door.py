@@ -20,6 +20,7 @@ import yaml
 
 from sealer.cluster.clusterfile import Cluster, SSHConfig
 from sealer.cluster.deploy import platform_mounts, prepare_cluster
+from sealer.cluster.host_paths import check_host_paths
 from sealer.cluster.inventory_file import InventoryFile, read_inventory_file
 from sealer.cluster.membership import delete_targets
 from sealer.cluster.runner import REMOTE_TMP
@@ -82,6 +83,7 @@ def prepare_run(store: Store, image: str, cluster_name: str, sources: list[str])
     read = _inventory(sources)
     cluster = Cluster(name, Reference.parse(image), SSHConfig(), read.hosts)
     cluster.become_password = read.become_password
+    check_host_paths(cluster, sources[0] if sources else "")
     found = get_image(store, cluster.image)
     cdir = clusters_dir(store) / name
     with cluster_lock(cdir):
@@ -106,7 +108,10 @@ def finish_run(store: Store, cluster_name: str) -> None:
 def prepare_delete(store: Store, cluster_name: str, sources: list[str], play_hosts: list[str]) -> dict[str, Any]:
     """What sealer delete checks before Ansible, for the inventory's hosts the play runs on (all,
     or those of --limit). Returns the cluster's name and the hosts' ``add_host`` arguments."""
-    name = resolve_name(store, cluster_name or None)
+    try:
+        name = resolve_name(store, cluster_name or None)
+    except SealerError as err:  # said for a playbook: its variable, not the sealer command's flag
+        raise SealerError(str(err).replace("with --cluster", "with -e sealer_cluster=NAME")) from err
     read = _inventory(sources)
     cluster = load_state(store, name)
     addresses = [a for a, n in read.names.items() if n in play_hosts]

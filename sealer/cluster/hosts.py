@@ -39,8 +39,11 @@ DETECT_COMMAND = (
 
 # a login user other than root changes a host through sudo: it must have it, without a password
 # or with the one sealer was given
+# "no-rights": sudo's -v (no command) says the user has no sudoers entry at all, without asking
+# for a password, where -n true says only that a password is required
 SUDO_PROBE = (
-    "command -v sudo >/dev/null 2>&1 || { echo no-sudo; exit 0; }; sudo -n true 2>/dev/null && echo sudo || echo ask"
+    "command -v sudo >/dev/null 2>&1 || { echo no-sudo; exit 0; }; sudo -n true 2>/dev/null && echo sudo"
+    " || { LC_ALL=C sudo -n -v 2>&1 | grep -q 'may not run sudo' && echo no-rights || echo ask; }"
 )
 SUDO_WITH_PASSWORD = "sudo -k -S -p '' true"
 
@@ -249,6 +252,8 @@ def check_sudo(transport: paramiko.Transport, host: Host, become_password: str |
         raise HostError(host.address, f"user {user} is not root and the host has no sudo")
     if answer == "sudo":
         return "nopasswd"
+    if answer == "no-rights":  # no password helps
+        raise HostError(host.address, f"user {user} cannot become root with sudo: sudo says {user} may not run sudo")
     if become_password is None:
         raise SudoPasswordNeeded(host.address, f"sudo asks user {user} for a password: set SEALER_BECOME_PASSWORD")
     code, _, err = run(transport, SUDO_WITH_PASSWORD, stdin=become_password + "\n")

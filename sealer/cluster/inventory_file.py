@@ -10,8 +10,11 @@ roles through sealer's inventory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from typing import Any
 from sealer.cluster.bastion import take_proxy_jump
 from sealer.cluster.clusterfile import Host, SSHConfig, check_hosts, parse_address, parse_bastion, parse_port
 from sealer.errors import ClusterfileError
+from sealer.input_limits import compose_all, read_limited
 
 MASTER_GROUPS = ("master", "kube_control_plane")
 NODE_GROUPS = ("node", "kube_node")
@@ -55,6 +59,7 @@ def read_inventory_file(path: Path, defaults: SSHConfig) -> InventoryFile:
     display = str(path)
     if not path.exists():
         raise ClusterfileError(f"{display}: no such inventory")
+    _check_limits(path)
     inventory, variables = _load(path)
     masters = _members(inventory, MASTER_GROUPS)
     nodes = [h for h in _members(inventory, NODE_GROUPS) if h not in masters]
@@ -77,6 +82,31 @@ def read_inventory_file(path: Path, defaults: SSHConfig) -> InventoryFile:
     return InventoryFile(hosts, names, passwords.pop() if passwords else None)
 
 
+def _check_limits(path: Path) -> None:
+    """The inventory, and the group_vars/ and host_vars/ files Ansible reads beside it, within
+    sealer's input limits, before Ansible reads (and templates) any of it."""
+    import yaml
+
+    base = path if path.is_dir() else path.parent
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    variables = []
+    for sub in (base / "group_vars", base / "host_vars"):
+        if sub.is_dir():
+            variables += sorted(p for p in sub.rglob("*") if p.is_file())
+    for file in [*files, *variables]:
+        try:
+            text = read_limited(file).decode(errors="replace")
+        except OSError as err:
+            raise ClusterfileError(f"{file}: cannot read: {err.strerror}") from err
+        try:
+            compose_all(text, str(file))
+        except yaml.YAMLError as err:
+            if file in variables or file.suffix in (".yml", ".yaml", ".json"):  # else INI, which Ansible reads
+                mark = getattr(err, "problem_mark", None)
+                at = f":{mark.line + 1}" if mark else ""
+                raise ClusterfileError(f"{file}{at}: not valid YAML: {getattr(err, 'problem', None) or err}") from err
+
+
 def _load(path: Path) -> tuple[Any, Any]:
     # parse failures are errors, said once by sealer, not warnings Ansible prints and goes on;
     # Ansible reads its settings when first imported, so they are set for the import alone
@@ -97,11 +127,12 @@ def _load(path: Path) -> tuple[Any, Any]:
                 os.environ[key] = value
 
     loader = DataLoader()
+    warnings: list[str] = []
     try:
-        inventory = InventoryManager(loader=loader, sources=[str(path)])
+        with _warnings_kept(warnings):
+            inventory = InventoryManager(loader=loader, sources=[str(path)])
     except AnsibleError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "cannot be parsed"
-        raise ClusterfileError(f"{path}: not an Ansible inventory: {first}") from err
+        raise ClusterfileError(f"{path}: not an Ansible inventory: {_why(path, warnings, err)}") from err
     manager = VariableManager(loader=loader, inventory=inventory)
 
     def variables(name: str) -> dict[str, Any]:
@@ -119,18 +150,60 @@ def _load(path: Path) -> tuple[Any, Any]:
     return inventory, variables
 
 
+_JINJA = ("{{", "{%", "{#")
+
+
+@contextlib.contextmanager
+def _warnings_kept(into: list[str]) -> Iterator[None]:
+    """Ansible's warnings (one per inventory plugin that failed, each several lines) kept in
+    ``into`` instead of printed: sealer says in one line what the one that matters said."""
+    from ansible.utils.display import Display
+
+    display = Display()  # one instance per process: Ansible's modules print through it
+    display.warning = lambda msg, *args, **kwargs: into.append(str(msg))
+    try:
+        yield
+    finally:
+        del display.warning  # the class's method again
+
+
+_PLUGIN_FAILED = re.compile(r"Failed to parse .*? with (\w+) plugin: (.*)", re.DOTALL)
+_ANSIBLE_TYPE = re.compile(r"\"?<class '[\w.]*\.Ansible(Sequence|Mapping|Unicode)'>\"?")
+
+
+def _why(path: Path, warnings: list[str], err: Exception) -> str:
+    """What the plugin for the file's kind (yaml for .yml/.yaml/.json, else ini) said, in one line."""
+    said = {m.group(1): m.group(2) for w in warnings if (m := _PLUGIN_FAILED.search(w))}
+    plugin = "yaml" if path.suffix in (".yml", ".yaml", ".json") else "ini"
+    text = said.get(plugin) or next(iter(said.values()), "") or str(err)
+    text = _ANSIBLE_TYPE.sub(lambda m: {"Sequence": "a list", "Mapping": "a mapping"}.get(m.group(1), "a string"), text)
+    return " ".join(text.split())[:300] or "cannot be parsed"
+
+
 def _plain(value: Any) -> Any:
-    """Ansible's values (AnsibleUnicode and its other str, dict and list types) as plain ones,
-    which sealer's own files can hold."""
+    """Ansible's values (AnsibleUnicode, AnsibleUnsafeText from lookups and ``!unsafe``, and its
+    other str, dict and list types) as plain ones, which sealer's own files can hold. An unsafe
+    string is one Ansible must not template: where it holds Jinja it is wrapped in a raw block,
+    so that the playbooks, which template sealer's inventory, read it as the operator's did."""
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int | float):
         return value
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {_plain_str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
         return [_plain(v) for v in value]
-    return str(value)
+    text = _plain_str(value)
+    if getattr(value, "__UNSAFE__", False) and any(mark in text for mark in _JINJA):
+        return "{% raw %}" + text.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}{% raw %}") + "{% endraw %}"
+    return text
+
+
+def _plain_str(value: Any) -> str:
+    """A str itself (AnsibleUnsafeText's str() is itself, which YAML's safe dumper refuses)."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str.__str__(value) if isinstance(value, str) else str.__str__(str(value))
 
 
 def _members(inventory: Any, groups: tuple[str, ...]) -> list[str]:

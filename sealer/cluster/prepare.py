@@ -22,6 +22,7 @@ from sealer.cluster.collection import shared_defaults
 from sealer.cluster.hosts import HostFacts
 from sealer.cluster.registry_tls import ensure_registry_tls
 from sealer.errors import InvalidReferenceError, SealerError
+from sealer.input_limits import safe_load, safe_load_all
 from sealer.oci.reference import DOCKER_HUB, Reference
 from sealer.rootfs_cache.registry_tree import RegistryTree, merge_trees
 from sealer.store.image import Image, PlatformImage
@@ -73,7 +74,8 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 def merge_kubeadm(base_text: str, docs: list[dict[str, Any]]) -> str:
     """The image's kubeadm documents, each overridden by the Clusterfile's of the same kind."""
-    merged: list[dict[str, Any]] = [d for d in yaml.safe_load_all(base_text) if isinstance(d, dict)]
+    docs = safe_load_all(base_text, "the image's etc/kubeadm.yml")
+    merged: list[dict[str, Any]] = [d for d in docs if isinstance(d, dict)]
     for doc in docs:
         for i, existing in enumerate(merged):
             if existing.get("kind") == doc.get("kind"):
@@ -111,6 +113,18 @@ def pull_credential(path: Path) -> str:
     return credential
 
 
+HTTP_SECRET = "registry-http-secret"
+
+
+def http_secret(path: Path) -> Path:
+    """The registry's HTTP secret (it signs the state of uploads between requests): random, made
+    once per cluster and kept (0600) with the cluster's state. The role reads it from this file
+    into the registry's configuration, so that no inventory, variable or diff holds it."""
+    if not path.exists():
+        atomic_write(path, f"{secrets.token_hex(32)}\n".encode(), mode=0o600)
+    return path
+
+
 def check_kubeadm_config(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostFacts]) -> None:
     """Kubernetes is initialised from the image's etc/kubeadm.yml (or the Clusterfile's kubeadm
     documents): without either a run could only fail late, so it is refused before any host changes."""
@@ -141,7 +155,7 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
     raw = read_from_layers(store, registry_image, "etc/registry.yml")
     if raw:
         try:
-            settings = yaml.safe_load(raw) or {}
+            settings = safe_load(raw.decode(errors="replace"), f"image {image.name}: etc/registry.yml") or {}
         except yaml.YAMLError as err:
             raise SealerError(f"image {image.name}: etc/registry.yml is not valid YAML: {err}") from err
     # kubeadm
@@ -178,6 +192,7 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
         **tls_vars,
         "sealer_registry_port": int(settings.get("port") or shared_defaults()["sealer_registry_port"]),
         "sealer_registry_source": str(tree),
+        "sealer_registry_http_secret_file": str(http_secret(cdir / HTTP_SECRET)),
         "sealer_registry_htpasswd": str(htpasswd) if htpasswd.exists() else "",
         "sealer_runtime_registries": upstream_registries(image.name, [r for i in images for r in i.config.images]),
         "sealer_runtime_credentials": str(pull) if htpasswd.exists() and pull.exists() else "",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -131,9 +130,12 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
 
 
 def become_password_source() -> Callable[[], str | None]:
-    """sudo's password for hosts that ask for one: $SEALER_BECOME_PASSWORD (read now and removed
-    from the environment, so that no child inherits it), else a prompt when on a terminal."""
-    given = os.environ.pop("SEALER_BECOME_PASSWORD", None)
+    """sudo's password for hosts that ask for one: $SEALER_BECOME_PASSWORD (taken out of the
+    environment when sealer starts, so that no child inherits it and /proc does not show it),
+    else a prompt when on a terminal."""
+    from sealer._secret_env import take_become_password
+
+    given = take_become_password()
     asked: list[str] = []
 
     def password() -> str | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_bastion, parse_clusterfile
 from sealer.cluster.deploy import run_cluster
+from sealer.cluster.host_paths import check_host_paths
 from sealer.cluster.inventory_file import read_inventory_file
 from sealer.cluster.options import RunOptions
 from sealer.commands._check import print_check
@@ -49,6 +50,17 @@ def load_cluster(args: RunArgs) -> Cluster:
     return cluster
 
 
+def refuse_ssh_flags(flags: list[str]) -> None:
+    """``run -f``: the Clusterfile says how each host is logged in to (and is kept as the
+    cluster's state, which join and delete read); SSH flags beside it would be ignored, or would
+    make the state differ from the file, so they are refused."""
+    if flags:
+        raise UsageError(
+            f"{', '.join(flags)} with -f: the Clusterfile says how to log in (spec.ssh, or a host group's ssh); "
+            "set it there"
+        )
+
+
 def with_bastion(ssh: SSHConfig, bastion: str) -> SSHConfig:
     """``ssh`` through ``--bastion``, which logs in as ``ssh``'s user with its key unless it says a user."""
     return dataclasses.replace(ssh, bastion=parse_bastion(bastion, "--bastion", ssh))
@@ -72,6 +84,7 @@ def _load_cluster(args: RunArgs) -> Cluster:
         read = read_inventory_file(Path(inventory), ssh)
         cluster = Cluster(name or "my-cluster", Reference.parse(image), ssh, read.hosts)
         cluster.become_password = read.become_password
+        check_host_paths(cluster, inventory)
         return cluster
     if clusterfile:
         if masters or nodes:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sealer._fs import atomic_write
 from sealer.errors import SealerError, UsageError
+from sealer.input_limits import read_limited, safe_load
 from sealer.store.layout import Store
 
 
@@ -89,7 +90,7 @@ def registry_config(store: Store, insecure: tuple[str, ...] = ()) -> RegistryCon
         import yaml  # only when there is a file: a build that needs no YAML does not load it
 
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = safe_load(read_limited(path).decode(errors="replace"), str(path)) or {}
         except yaml.YAMLError as err:
             raise SealerError(f"{path}: not valid YAML: {err}") from err
     mirrors = {str(k): str(v) for k, v in (data.get("registryMirrors") or {}).items()}

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sealer.errors import InvalidReferenceError, KubefileError
+from sealer.input_limits import read_limited
 from sealer.oci.reference import DOCKER_HUB, Reference
 
 
@@ -131,7 +132,7 @@ def image_list(path: Path, display: str | None = None) -> list[tuple[str, str]]:
     """(reference, ``file:line``) for each line of a list; ``display`` names the file in messages."""
     name = display or str(path)
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path, name)
     except OSError as err:
         raise KubefileError(name, 0, f"cannot read: {err.strerror}") from err
     try:

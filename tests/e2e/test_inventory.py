@@ -22,11 +22,13 @@ def test_an_operators_inventory_runs_a_cluster_and_its_variables_reach_the_roles
     master, node = sandbox.hosts[2], sandbox.hosts[4]  # amd64, arm64
     inv = tmp_path / "mycluster"
     (inv / "group_vars").mkdir(parents=True)
+    # values from lookups (Ansible's unsafe text) are taken as Ansible resolves them
     (inv / "hosts.yaml").write_text(yaml.safe_dump({"all": {
-        "vars": {"ansible_ssh_private_key_file": sandbox.key},
+        "vars": {"ansible_ssh_private_key_file": sandbox.key, "ansible_user": "{{ lookup('pipe', 'echo root') }}"},
         "children": {
             "kube_control_plane": {"hosts": {"cp-1": {"ansible_host": master.address}}},
-            "kube_node": {"hosts": {"cp-1": None, "worker-1": {"ansible_host": node.address, "team": "edge"}}},
+            "kube_node": {"hosts": {"cp-1": None, "worker-1": {"ansible_host": node.address,
+                                                               "team": "{{ lookup('pipe', 'echo edge') }}"}}},
         },
     }}))  # fmt: skip
     group_vars = inv / "group_vars" / "all.yml"

@@ -5,6 +5,7 @@ as ``sealer delete`` does; each front door works on a cluster the other made."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -34,9 +35,15 @@ def tree(host: SandboxHost) -> str:
         f"for p in {SEALER_FILES}; do [ -e $p ] && find $p -type f -print0 | xargs -0 -r sha256sum; done | sort -k2"
     ).stdout
     # the cluster's keys and certificates (and the kubeconfigs that hold them) are new at every
-    # kubeadm init: their paths and modes are compared, and the CA hash a join was given is masked
-    digests = "\n".join(line for line in digests.splitlines()
-                         if not line.endswith("standin-calls.log") and "  /etc/kubernetes/" not in line)  # fmt: skip
+    # kubeadm init: their paths and modes are compared, and the CA hash a join was given is masked;
+    # the registry's configuration holds the cluster's HTTP secret, random per cluster: it is
+    # compared without it
+    digests = "\n".join(
+        line for line in digests.splitlines()
+        if not line.endswith(("standin-calls.log", "/registry.yml")) and "  /etc/kubernetes/" not in line
+    )  # fmt: skip
+    config = host.ssh(f"grep -v '^  secret: ' /var/lib/sealer/data/{CLUSTER}/registry.yml 2>/dev/null || true").stdout
+    digests += "\nregistry.yml without its secret: " + hashlib.sha256(config.encode()).hexdigest()
     calls = host.ssh(f"cat /var/lib/sealer/data/{CLUSTER}/standin-calls.log 2>/dev/null || true").stdout
     calls = re.sub(r"sha256:[0-9a-f]{64}", "sha256:(the CA's hash)", calls)
     calls = "\n".join(line.partition(" ")[2] for line in calls.splitlines())

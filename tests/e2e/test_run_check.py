@@ -99,9 +99,9 @@ def test_check_on_fresh_hosts_reports_the_whole_run_and_changes_nothing(
     assert rows[master.address]["cmds"] == "pending"
     assert rows[node.address]["join"] == "pending"
     assert rows[node.address]["registry"] == {"files": 0, "bytes": 0, "action": "none"}
-    # --diff: the registry configuration a run would write from its template
-    diffs = "".join(d["diff"] for d in rows[master.address]["diffs"])
-    assert f"+    rootdirectory: /var/lib/sealer/data/{CLUSTER}/registry" in diffs, diffs
+    # --diff never shows the registry's configuration, which holds its HTTP secret
+    diffs = json.dumps(rows)
+    assert "rootdirectory" not in diffs and "secret" not in diffs, diffs
     assert_unchanged(before, hosts)
     for host in hosts:
         assert host.ssh(f"test -e /var/lib/sealer/data/{CLUSTER}", check=False).returncode == 1
@@ -121,6 +121,13 @@ def test_check_after_a_run_finds_nothing_to_do(run_store: Sealer, hosts: list[Sa
         assert row["registry"]["files"] == 0 and row["registry"]["action"] == "none", row
         assert "pending" not in (row["init"], row["join"], row["cmds"]), row
     assert rows[hosts[0].address]["init"] == "done" and rows[hosts[0].address]["cmds"] == "done"
+    # the registry's HTTP secret: the cluster's own random one, on the registry host and in no log
+    secret = (cdir / "registry-http-secret").read_text().strip()
+    assert len(secret) == 64 and os.stat(cdir / "registry-http-secret").st_mode & 0o777 == 0o600
+    config = hosts[0].ssh(f"cat /var/lib/sealer/data/{CLUSTER}/registry.yml").stdout
+    assert f"secret: {secret}\n" in config, config
+    logged = subprocess.run(["grep", "-rlF", secret, str(cdir / "runs")], capture_output=True, text=True, check=False)
+    assert logged.stdout == "" and secret not in json.dumps(rows), logged.stdout
     assert rows[hosts[1].address]["join"] == "done"
     assert_unchanged(before, hosts)
     assert controller_state(cdir) == state

@@ -15,11 +15,11 @@ PACKAGE = Path(__file__).resolve().parents[2] / "sealer"
 # What each part of the package may import from the others (besides itself). Read top down:
 # the command line, the verbs, the cluster and sandbox, building, the rootfs cache, registries
 # and archives, the store, the OCI types; errors, progress, faults, names and _fs are for everyone.
-BASE = {"errors", "faults", "progress", "_fs", "names", "__version__"}
+BASE = {"errors", "faults", "progress", "_fs", "names", "input_limits", "__version__"}
 ALLOWED: dict[str, set[str]] = {
-    "__main__": {"cli", "commands", "__version__"},
+    "__main__": {"cli", "commands", "_secret_env", "__version__"},
     "cli": {"commands", "_signals"} | BASE,
-    "commands": {"cluster", "sandbox", "build", "rootfs_cache", "distribution", "store", "oci"} | BASE,
+    "commands": {"cluster", "sandbox", "build", "rootfs_cache", "distribution", "store", "oci", "_secret_env"} | BASE,
     "cluster": {"rootfs_cache", "store", "oci"} | BASE,
     "sandbox": {"store", "oci"} | BASE,
     "build": {"rootfs_cache", "distribution", "store", "oci"} | BASE,
@@ -29,7 +29,9 @@ ALLOWED: dict[str, set[str]] = {
     "oci": {"errors", "names"},
     "_fs": {"errors", "faults"},
     "names": {"errors"},
+    "input_limits": {"errors"},
     "_signals": {"errors"},
+    "_secret_env": set(),
     "errors": set(),
     "faults": set(),
     "progress": set(),

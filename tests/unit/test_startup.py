@@ -49,4 +49,5 @@ def test_help_imports_the_command_line_and_no_module_that_does_the_work() -> Non
         "sealer.cli",
         "sealer.errors",
         "sealer._signals",
+        "sealer._secret_env",  # first of all: the passwords out of /proc/PID/environ
     } | replay
