@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from sealer.cluster.clusterfile import Cluster, SSHConfig
-from sealer.cluster.deploy import platform_mounts, prepare_cluster
+from sealer.cluster.deploy import customize_run, platform_mounts, prepare_cluster
 from sealer.cluster.inventory_file import InventoryFile, read_inventory_file
 from sealer.cluster.membership import delete_targets
 from sealer.cluster.runner import REMOTE_TMP
@@ -91,6 +91,7 @@ def prepare_run(store: Store, image: str, cluster_name: str, sources: list[str])
             raise _password_refused(asks)
         for platform, target in platform_mounts(cdir, ready.facts).items():
             mount_rootfs(store, found.for_platform(platform), target)
+        customize_run(cluster, ready, cdir, "create", [])
     return {"cluster": name, "hosts": host_entries(ready.inventory, read.names, [h.address for h in cluster.hosts])}
 
 

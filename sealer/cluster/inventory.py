@@ -66,6 +66,8 @@ def build_inventory(
             "sealer_arch": fact.platform.architecture,
             "sealer_hostname": fact.hostname,
         }
+        if host.env:  # the cluster's env with the host's own values (the cluster's is in all's vars)
+            hosts[host.address]["sealer_env"] = cluster.env_of(host)
         if host.ssh.pk:
             hosts[host.address]["ansible_ssh_private_key_file"] = host.ssh.pk
         if fact.sudo:  # every change through sudo; the password, when one is needed, is never here

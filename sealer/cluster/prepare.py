@@ -171,7 +171,9 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
             "sealer_registry_tls_cert": str(tls.cert),
             "sealer_registry_tls_key": str(tls.key),
         }
-    commands = cluster.cmd or [*master0.config.cmd_parent, *master0.config.cmd_current]
+    # an Application's cmds, else the Cluster's spec.cmd, else the image's CMDs
+    commands = cluster.app_cmds if cluster.app_cmds is not None else (
+        cluster.cmd or [*master0.config.cmd_parent, *master0.config.cmd_current])  # fmt: skip
     version = hashlib.sha256("\n".join([master0.id, *commands]).encode()).hexdigest()[:16]
     return {
         "sealer_registry_domain": domain,
