@@ -112,6 +112,8 @@ def build_tree(tree: Path, rootfs: Path, env: Mapping[str, str], configs: list[C
         shutil.rmtree(scratch, ignore_errors=True)
     _prune(tree, wanted)
     _mirror_directories(tree, rootfs, wanted)
+    if (tree / ENV_FILE).parent.is_dir():
+        (tree / ENV_FILE).parent.chmod(0o700)
     return changed
 
 
@@ -122,8 +124,13 @@ def _install(new: Path, target: Path) -> bool:
             target.chmod(mode)
             return True
         return False
+    # rsync's quick check compares size and time in whole seconds: a changed file of the same
+    # size must not keep the second of the one it replaces
+    before = target.stat().st_mtime if target.is_file() else None
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(target, data, mode=mode)
+    if before is not None and int(target.stat().st_mtime) <= int(before):
+        os.utime(target, (before + 1, before + 1))
     return True
 
 
