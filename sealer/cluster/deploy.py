@@ -22,7 +22,7 @@ from sealer.cluster.become import password_socket
 from sealer.cluster.clusterfile import Cluster, Host
 from sealer.cluster.customize import Customized, customize
 from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, detect, on_every_host
-from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups
+from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups, unsafe
 from sealer.cluster.options import DEFAULT_RUN, BecomePassword, RunOptions
 from sealer.cluster.plugin_plan import operation_of, plugin_plan
 from sealer.cluster.plugins import check_addresses, load_image_plugins
@@ -189,7 +189,9 @@ def customize_run(cluster: Cluster, ready: Prepared, work: Path, operation: str,
         hosts[address].pop("sealer_rootfs_custom", None)
     for address, tree in custom.trees.items():
         hosts[address]["sealer_rootfs_custom"] = str(tree)
-    ready.inventory["all"]["vars"]["sealer_plugins_plan"] = plugin_plan(cluster, image_plugins, operation, joined)
+    ready.inventory["all"]["vars"]["sealer_plugins_plan"] = unsafe(
+        plugin_plan(cluster, image_plugins, operation, joined)
+    )
     atomic_write(work / "inventory.yaml", dump_inventory(ready.inventory).encode(), mode=0o600)
     return custom
 

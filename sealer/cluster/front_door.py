@@ -16,10 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sealer.cluster.clusterfile import Cluster, SSHConfig
 from sealer.cluster.deploy import customize_run, platform_mounts, prepare_cluster
+from sealer.cluster.inventory import load_inventory
 from sealer.cluster.inventory_file import InventoryFile, read_inventory_file
 from sealer.cluster.membership import delete_targets
 from sealer.cluster.runner import REMOTE_TMP
@@ -114,7 +113,7 @@ def prepare_delete(store: Store, cluster_name: str, sources: list[str], play_hos
     if not addresses:
         raise SealerError(f"none of the play's hosts is a master or node of {sources[0]}")
     targets = delete_targets(cluster, addresses)
-    inventory = yaml.safe_load((clusters_dir(store) / name / "inventory.yaml").read_text())
+    inventory = load_inventory((clusters_dir(store) / name / "inventory.yaml").read_text())
     asks = sorted(a for a in targets if (inventory["all"]["hosts"].get(a) or {}).get("sealer_become_password"))
     if asks:
         raise _password_refused(asks)

@@ -6,11 +6,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 
-import yaml
-
 from sealer.cluster.become import password_socket
 from sealer.cluster.clusterfile import Cluster, Host, check_hosts, parse_bastion
 from sealer.cluster.deploy import RunResult, run_cluster
+from sealer.cluster.inventory import load_inventory
 from sealer.cluster.options import DeleteRequest, JoinRequest
 from sealer.cluster.runner import PlaybookOptions, run_playbook
 from sealer.cluster.state import cluster_lock, clusters_dir, forget_hosts, load_state, resolve_name
@@ -42,7 +41,7 @@ def delete_hosts(store: Store, request: DeleteRequest, reporter: Reporter) -> li
     addresses = None if request.addresses is None else list(request.addresses)
     targets = delete_targets(cluster, addresses)
     with cluster_lock(cdir):
-        hostvars = yaml.safe_load((cdir / "inventory.yaml").read_text())["all"]["hosts"]
+        hostvars = load_inventory((cdir / "inventory.yaml").read_text())["all"]["hosts"]
         password = None
         if any((hostvars.get(a) or {}).get("sealer_become_password") for a in targets):
             password = request.become_password()

@@ -20,6 +20,7 @@ from sealer.cluster.clusterfile import REGISTRY_PULL_USER as PULL_USER
 from sealer.cluster.clusterfile import Cluster
 from sealer.cluster.collection import shared_defaults
 from sealer.cluster.hosts import HostFacts
+from sealer.cluster.inventory import unsafe
 from sealer.cluster.registry_tls import ensure_registry_tls
 from sealer.errors import InvalidReferenceError, SealerError
 from sealer.oci.reference import DOCKER_HUB, Reference
@@ -184,7 +185,7 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
         "sealer_runtime_registries": upstream_registries(image.name, [r for i in images for r in i.config.images]),
         "sealer_runtime_credentials": str(pull) if htpasswd.exists() and pull.exists() else "",
         "sealer_kubernetes_config": kubeadm_file,
-        "sealer_app_commands": commands,
+        "sealer_app_commands": unsafe(commands),
         "sealer_app_version": version,
-        "sealer_env": dict(cluster.env),
+        "sealer_env": unsafe(dict(cluster.env)),
     }

@@ -156,9 +156,9 @@ def hosts(run_store: Sealer, sandbox: Sandbox, tmp_path_factory: pytest.TempPath
     (context / "kubectl").write_text(KUBECTL)
     (context / "kubectl").chmod(0o755)
     (context / "test-nodes.json").write_text(nodes_json(chosen))
-    (context / "Kubefile").write_text(
-        "FROM kubernetes-multi-arch:v1.19.8\nCOPY site.yaml.tmpl manifests\nCOPY kubectl bin\nCOPY test-nodes.json etc\n"
-    )
+    kubefile = ["FROM kubernetes-multi-arch:v1.19.8", "COPY site.yaml.tmpl manifests", "COPY kubectl bin",
+                "COPY test-nodes.json etc"]  # fmt: skip
+    (context / "Kubefile").write_text("\n".join(kubefile) + "\n")
     run_store.run("build", "--platform", "linux/amd64,linux/arm64", "-t", APP_IMAGE, str(context))
     yield chosen
     run_store.run("delete", "--all", "--cluster", CLUSTER, check=False)

@@ -111,7 +111,7 @@ def test_the_same_configs_leave_the_trees_untouched_and_a_gone_config_leaves_the
 def rsync(tree: Path, source: Path, dest: Path) -> dict[str, object]:
     """The rootfs role's rsync, to a local directory: the tree first, then the rootfs."""
     command = SYNC.rsync_command({"src": [f"{tree}/", f"{source}/"], "dest": "x", "target": "x", "rsh": "ssh"}, False)
-    command = [c for c in command if not c.startswith("--rsh=")][:-1] + [f"{dest}/"]
+    command = [*[c for c in command if not c.startswith("--rsh=")][:-1], f"{dest}/"]
     report: dict[str, object] = SYNC.parse(
         subprocess.run(command, capture_output=True, text=True, check=True).stdout, ""
     )
@@ -208,3 +208,13 @@ def test_the_plugin_actions_helpers() -> None:
     assert PLUGIN.tail("1\n2\n3\n", "4\n5\n6\nConnection to 10.0.0.1 closed.\n") == "2\n3\n4\n5\n6"
     assert PLUGIN.last_json('noise\n{"changed": true}\n') == {"changed": True}
     assert PLUGIN.last_json("not json") == {}
+
+
+def test_clusterfile_text_with_jinja_reaches_ansible_untemplated() -> None:
+    from sealer.cluster.inventory import Unsafe, dump_inventory, load_inventory, unsafe
+
+    value = {"sealer_env": unsafe({"A": "{{ lookup('pipe', 'id') }}", "B": "plain"}), "other": "{{ x }}"}
+    text = dump_inventory(value)
+    assert "A: !unsafe" in text and "B: plain" in text and "other: '{{ x }}'" in text
+    back = load_inventory(text)
+    assert isinstance(back["sealer_env"]["A"], Unsafe) and dump_inventory(back) == text
