@@ -51,6 +51,23 @@ def last_json(stdout: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
+def json_document(stdout: str) -> dict[str, Any] | None:
+    """The JSON object a command printed (kubectl's, over lines), past what sudo or the login
+    said before it on the same terminal."""
+    decoder = json.JSONDecoder()
+    offset = 0
+    for line in stdout.splitlines(keepends=True):
+        if line.lstrip().startswith("{"):
+            try:
+                found, _ = decoder.raw_decode(stdout[offset:].lstrip())
+            except ValueError:
+                found = None
+            if isinstance(found, dict):
+                return found
+        offset += len(line)
+    return None
+
+
 def labels_match(selectors: list[str], have: dict[str, str]) -> bool:
     """A node's labels against ``k=v[,k2=v2]`` selectors: any selector whose pairs all hold."""
     for selector in selectors:
@@ -93,9 +110,12 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
         elif kind == "HOSTNAME":
             name = str((plugin.get("names") or {}).get(str(args.get("address")), ""))
             quoted = shlex.quote(name)
+            # the name resolves to the host's address (sudo, kubeadm ask for it): one line of /etc/hosts
+            entry = shlex.quote(f"{address} {name} # sealer HOSTNAME")
             script = (
                 f'c=false; [ "$(hostname)" = {quoted} ] || {{ echo {quoted} > /etc/hostname'
                 f" && {{ hostname {quoted} || hostnamectl set-hostname {quoted}; }} && c=true; }}"
+                f" && {{ grep -qxF {entry} /etc/hosts || {{ echo {entry} >> /etc/hosts && c=true; }}; }}"
                 ' && printf \'{"changed": %s}\\n\' "$c"'
             )
             done = self._low_level_execute_command(script)
@@ -138,11 +158,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
         done = self._kubectl_run(args, "kubectl get nodes -o json")
         if int(done.get("rc", 1)):
             return None, done
-        try:
-            nodes = json.loads(str(done.get("stdout") or ""))
-        except ValueError:
-            nodes = None
-        if not isinstance(nodes, dict):
+        nodes = json_document(str(done.get("stdout") or ""))
+        if nodes is None:
             return None, {**done, "rc": 1, "stderr": "kubectl get nodes -o json gave no JSON list of nodes"}
         return nodes, done
 

@@ -218,3 +218,9 @@ def test_clusterfile_text_with_jinja_reaches_ansible_untemplated() -> None:
     assert "A: !unsafe" in text and "B: plain" in text and "other: '{{ x }}'" in text
     back = load_inventory(text)
     assert isinstance(back["sealer_env"]["A"], Unsafe) and dump_inventory(back) == text
+
+
+def test_kubectls_json_is_read_past_what_sudo_said_before_it() -> None:
+    out = 'sudo: unable to resolve host m0: Name or service not known\r\n{\n  "items": [\n    {"a": 1}\n  ]\n}\n'
+    assert PLUGIN.json_document(out) == {"items": [{"a": 1}]}
+    assert PLUGIN.json_document("no json here\n") is None
