@@ -133,7 +133,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
             where = f" ({plugin['where']})" if plugin.get("where") else ""
             result.update(failed=True, msg=(
                 f"plugin {report['plugin']}{where} failed on {args.get('address')} in {phase} (exit {rc})"
-                + (f": {report['output']}" if report["output"] else "")
+                + (": " + " | ".join(report["output"].splitlines()[-3:]) if report["output"] else "")
             ))  # fmt: skip
         return result
 

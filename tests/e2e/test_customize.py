@@ -160,9 +160,12 @@ def hosts(run_store: Sealer, sandbox: Sandbox, tmp_path_factory: pytest.TempPath
                 "COPY test-nodes.json etc"]  # fmt: skip
     (context / "Kubefile").write_text("\n".join(kubefile) + "\n")
     run_store.run("build", "--platform", "linux/amd64,linux/arm64", "-t", APP_IMAGE, str(context))
+    names = {h.address: h.ssh("hostname").stdout.strip() for h in chosen}
     yield chosen
     run_store.run("delete", "--all", "--cluster", CLUSTER, check=False)
     run_store.run("rmi", APP_IMAGE, check=False)
+    for host in chosen:  # the sandbox's names back, for the tests after this file
+        host.ssh(f"hostname {names[host.address]} && echo {names[host.address]} > /etc/hostname", check=False)
 
 
 def run(store: Sealer, path: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -196,6 +199,7 @@ def test_plugins_run_in_their_phases(first_run: dict[str, Any], hosts: list[Sand
     master, node = hosts
     assert master.ssh("hostname").stdout.strip() == "custom-master"
     assert node.ssh("cat /etc/hostname").stdout.strip() == "custom-node"
+    assert f"{node.address} custom-node # sealer HOSTNAME" in node.ssh("cat /etc/hosts").stdout
     calls = [call for _, call in standin_log(master, CLUSTER)]
     plugin = calls.index(f"plugin before-init {master.address}")
     init = next(i for i, c in enumerate(calls) if c.startswith("kubeadm[") and " init" in c)
