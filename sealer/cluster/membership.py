@@ -14,7 +14,9 @@ from sealer.cluster.options import DeleteRequest, JoinRequest
 from sealer.cluster.runner import PlaybookOptions, run_playbook
 from sealer.cluster.state import cluster_lock, clusters_dir, forget_hosts, load_state, resolve_name
 from sealer.errors import DeployError, SealerError
+from sealer.oci.reference import Reference
 from sealer.progress import Reporter
+from sealer.store.image import get_image
 from sealer.store.layout import Store
 
 
@@ -71,3 +73,26 @@ def delete_targets(cluster: Cluster, addresses: list[str] | None) -> list[str]:
     if remaining and cluster.masters[0].address in targets:
         raise SealerError(f"{cluster.masters[0].address} is master0: delete --all to remove the whole cluster")
     return targets
+
+
+def app_on_cluster(store: Store, name: str, app_image: Reference) -> Cluster:
+    """The cluster ``name`` as its next run of ``app_image`` sees it: an app image built FROM the
+    cluster's image (its first layers are that image's, platform by platform). Its rootfs and
+    registry go to the hosts by the usual delta transfers, so only what the app adds is sent, and
+    its own CMDs (``cmd.current``, not its base's, which ran) run on master0. An app built on
+    another base (another Kubernetes version included) is refused naming both images."""
+    cluster = load_state(store, resolve_name(store, name))
+    base, app = get_image(store, cluster.image), get_image(store, app_image)
+    common = [p.platform for p in app.platforms if p.platform in {b.platform for b in base.platforms}]
+    for platform in common:
+        on, under = app.for_platform(platform).config, base.for_platform(platform).config
+        if [layer.digest for layer in on.layers[: on.base_layers]] != [layer.digest for layer in under.layers]:
+            raise SealerError(
+                f"image {app.name} ({platform}) is not built on {base.name}, cluster {cluster.name}'s image: "
+                f"an app image runs on a cluster of its own base (FROM {base.name})"
+            )
+    if not common:
+        raise SealerError(f"image {app.name} has no platform of cluster {cluster.name}'s image {base.name}")
+    cluster.image = app_image
+    cluster.app_cmds = list(app.for_platform(common[0]).config.cmd_current)
+    return cluster

@@ -20,6 +20,7 @@ from tests.helpers import Sealer
 
 CLUSTER = "custom"
 APP_IMAGE = "custom-app:v1"
+EXTRA_IMAGE = "custom-extra:v1"
 SECRET = "s3cr3t-Value-29"
 DATA = f"/var/lib/sealer/data/{CLUSTER}"
 
@@ -163,7 +164,7 @@ def hosts(run_store: Sealer, sandbox: Sandbox, tmp_path_factory: pytest.TempPath
     names = {h.address: h.ssh("hostname").stdout.strip() for h in chosen}
     yield chosen
     run_store.run("delete", "--all", "--cluster", CLUSTER, check=False)
-    run_store.run("rmi", APP_IMAGE, check=False)
+    run_store.run("rmi", EXTRA_IMAGE, APP_IMAGE, check=False)
     for host in chosen:  # the sandbox's names back, for the tests after this file
         host.ssh(f"hostname {names[host.address]} && echo {names[host.address]} > /etc/hostname", check=False)
 
@@ -234,11 +235,26 @@ def test_rerun_sends_nothing_and_a_changed_config_that_file_alone(
     assert "size: 30Gi" in hosts[1].ssh(f"cat {DATA}/rootfs/charts/my-mysql/values.yaml").stdout
 
 
+def test_an_app_image_on_the_cluster_sends_only_the_apps_files(
+    first_run: dict[str, Any], run_store: Sealer, hosts: list[SandboxHost], tmp_path: Path
+) -> None:
+    (tmp_path / "extra.yaml").write_text("kind: ConfigMap\n")
+    kubefile = [f"FROM {APP_IMAGE}", "COPY extra.yaml manifests", "CMD kubectl apply -f manifests/extra.yaml"]
+    (tmp_path / "Kubefile").write_text("\n".join(kubefile) + "\n")
+    run_store.run("build", "--platform", "linux/amd64,linux/arm64", "-t", EXTRA_IMAGE, str(tmp_path))
+    refused = run_store.run("run", "kubernetes-multi-arch:v1.19.8", "--cluster", CLUSTER, check=False)
+    assert refused.returncode == 1 and APP_IMAGE in refused.stderr and "kubernetes-multi-arch" in refused.stderr
+    out = json.loads(run_store.run("run", EXTRA_IMAGE, "--cluster", CLUSTER, "--output", "json").stdout)
+    assert set(out["delivery"]["filesSent"].values()) == {1}, out["delivery"]
+    calls = [call for _, call in standin_log(hosts[0], CLUSTER)]
+    assert calls[-1] == "kubectl[x86_64] apply -f manifests/extra.yaml", calls[-3:]
+
+
 def test_a_failing_plugin_stops_the_run_naming_itself(
     first_run: dict[str, Any], run_store: Sealer, hosts: list[SandboxHost]
 ) -> None:
     path: Path = first_run["clusterfile"]
-    path.write_text(clusterfile(hosts, "30Gi", failing=True))
+    path.write_text(clusterfile(hosts, "30Gi", failing=True).replace(APP_IMAGE, EXTRA_IMAGE))
     proc = run(run_store, path, check=False)
     assert proc.returncode != 0
     assert "plugin smoke-test" in proc.stderr and hosts[0].address in proc.stderr, proc.stderr
