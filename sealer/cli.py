@@ -262,7 +262,9 @@ def _given(*params: tuple[str, str]) -> list[str]:
 def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: str | None, inventory: str | None,
         user: str, password: str | None, pk: str | None, port: int, name: str | None, strict_host_keys: bool,
         check: bool, diff: bool, bastion: str | None, distribution: str | None, output: str) -> None:  # fmt: skip
-    """Run an image on hosts: each gets the rootfs of its own platform."""
+    """Run an image on hosts: each gets the rootfs of its own platform.
+
+    With --cluster of a running cluster and no hosts: an app image built FROM its image."""
     from sealer.commands import run as cmd
 
     if clusterfile:

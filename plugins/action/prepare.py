@@ -8,13 +8,27 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+from ansible.utils.unsafe_proxy import AnsibleUnsafeText
 
 try:
     from sealer.cluster.front_door import step
+    from sealer.cluster.inventory import Unsafe
 except ImportError as err:  # said as the task's failure, in the task
     MISSING = f"the sealer package is not importable by Ansible's Python: {err}"
 else:
     MISSING = ""
+
+
+def ansible_unsafe(value: Any) -> Any:
+    """The texts sealer's inventory writes ``!unsafe`` (a plugin's script, the env, a CMD) as
+    Ansible's own unsafe text: add_host then gives them on as they are, never templated."""
+    if isinstance(value, Unsafe):
+        return AnsibleUnsafeText(str(value))
+    if isinstance(value, list):
+        return [ansible_unsafe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: ansible_unsafe(v) for k, v in value.items()}
+    return value
 
 
 class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
@@ -44,4 +58,4 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
         else:
             result.update(failed=True, msg=f"playbook must be run or delete, not {playbook!r}")
         result.setdefault("changed", not result.get("failed", False))
-        return result
+        return dict(ansible_unsafe(result))

@@ -8,6 +8,7 @@ reports into one row per host; nothing here knows a task by its title.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ class Topology:
     master0: str
     registry_host: str
     kube_hosts: frozenset[str]
+    # each host's files of the cluster's own (Configs, rendered templates: customize.py)
+    customized: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -33,6 +36,7 @@ class HostCheck:
     rootfs_bytes: int = 0
     rootfs_deleted: int = 0
     rootfs_paths: list[str] = field(default_factory=list)
+    configs: list[str] = field(default_factory=list)  # the paths sent that the Configs and env make
     script: str = "unknown"  # pending: the init script would run; done
     registry_files: int = 0
     registry_bytes: int = 0
@@ -56,6 +60,7 @@ class HostCheck:
             "platform": self.platform,
             "rootfs": {"files": self.rootfs_files, "bytes": self.rootfs_bytes, "deleted": self.rootfs_deleted,
                        "paths": list(self.rootfs_paths), "script": self.script},
+            "configs": list(self.configs),
             "registry": {"files": self.registry_files, "bytes": self.registry_bytes, "action": self.registry_action},
             "init": self.init,
             "join": self.join,
@@ -89,6 +94,8 @@ def host_check(host: str, platform: str, reports: Reports, topology: Topology, c
         row.rootfs_deleted = rootfs.number("deleted")
         row.rootfs_paths = rootfs.strings("paths")[:PATHS_KEPT]
         row.script = "pending" if rootfs.flag("would_initialise") else "done"
+        own = topology.customized.get(host, frozenset())
+        row.configs = [p for p in rootfs.strings("paths") if p in own]
     if host == topology.registry_host:
         sync = reports.get(host, "registry")
         if sync is not None:

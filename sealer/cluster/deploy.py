@@ -20,10 +20,13 @@ from typing import Any
 from sealer._fs import atomic_write
 from sealer.cluster.become import password_socket
 from sealer.cluster.clusterfile import Cluster, Host
+from sealer.cluster.customize import Customized, customize
 from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, detect, on_every_host
-from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups
+from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups, unsafe
 from sealer.cluster.new_state import DiscardedOnEarlyFailure
 from sealer.cluster.options import DEFAULT_RUN, BecomePassword, RunOptions
+from sealer.cluster.plugin_plan import operation_of, plugin_plan
+from sealer.cluster.plugins import check_addresses, load_image_plugins
 from sealer.cluster.prepare import check_kubeadm_config, prepare
 from sealer.cluster.runner import PlaybookOptions, PlaybookResult, run_playbook
 from sealer.cluster.state import cluster_lock, clusters_dir, host_list_changes, load_state, save_state
@@ -46,6 +49,7 @@ class RunResult:
     playbook: PlaybookResult
     platforms: dict[Platform, str] = field(default_factory=dict)
     delivery: Delivery = field(default_factory=lambda: Delivery("rsync", 0.0))
+    customized: dict[str, frozenset[str]] = field(default_factory=dict)  # per host: the Configs' and env's files
 
 
 def check_platforms(image: Image, facts: dict[str, HostFacts]) -> dict[Platform, str]:
@@ -73,8 +77,9 @@ def check_workdir(store: Store, cdir: Path) -> Iterator[Path]:
         for name in ("known_hosts", "htpasswd", "registry-http-secret"):
             if (cdir / name).is_file():
                 shutil.copy2(cdir / name, work / name)
-        if (cdir / "tls").is_dir():
-            shutil.copytree(cdir / "tls", work / "tls")
+        for name in ("tls", "custom"):  # the Configs' files keep their times: unchanged, they are not sent
+            if (cdir / name).is_dir():
+                shutil.copytree(cdir / name, work / name, symlinks=True)
         yield work
     finally:
         unmount_all(work)
@@ -118,7 +123,7 @@ def run_cluster(store: Store, cluster: Cluster, reporter: Reporter, options: Run
         if options.check:  # the check's log, kept private as a run's is
             cdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         result, delivery = play_run(store, cluster, image, ready, work, run_dir, reporter, options)
-        return RunResult(cluster, cdir, ready.facts, result, ready.image_ids, delivery)
+        return RunResult(cluster, cdir, ready.facts, result, ready.image_ids, delivery, ready.customized.paths)
 
 
 def play_run(
@@ -131,6 +136,11 @@ def play_run(
         for platform, target in platform_mounts(work, ready.facts).items():
             with reporter.task(f"mounting the {platform} rootfs"):
                 stack.enter_context(mounted_rootfs(store, image.for_platform(platform), target))
+        with reporter.task("applying the Configs and env to the rootfs, and planning the plugins"):
+            operation, joined = operation_of(
+                options.hosts_may_change, ready.previous, [h.address for h in cluster.hosts]
+            )
+            ready.customized = customize_run(cluster, ready, work, operation, joined)
         extravars: dict[str, object] = {}
         if ready.become_password is not None:
             extravars.update(stack.enter_context(password_socket(ready.become_password)))
@@ -163,6 +173,29 @@ class Prepared:
     inventory: dict[str, Any]
     become_password: str | None = field(default=None, repr=False)
     previous: set[str] = field(default_factory=set)  # the hosts that had the rootfs delivered already
+    customized: Customized = field(default_factory=Customized)  # the Configs' and env's files per host
+
+
+def customize_run(cluster: Cluster, ready: Prepared, work: Path, operation: str, joined: list[str]) -> Customized:
+    """With each platform's rootfs mounted: the Configs and env applied to it (customize.py),
+    the image's plugins read, the operation's plugins planned (plugin_plan.py), and the
+    inventory completed with both (each host's tree, ``sealer_plugins_plan``)."""
+    mounts = platform_mounts(work, ready.facts)
+    platforms = {address: fact.platform for address, fact in ready.facts.items()}
+    custom = customize(cluster, platforms, mounts, work)
+    image_plugins = load_image_plugins(mounts[platforms[cluster.masters[0].address]], cluster.env)
+    for plugin in image_plugins:
+        check_addresses(plugin, [h.address for h in cluster.hosts])
+    hosts = ready.inventory["all"]["hosts"]
+    for address in hosts:
+        hosts[address].pop("sealer_rootfs_custom", None)
+    for address, tree in custom.trees.items():
+        hosts[address]["sealer_rootfs_custom"] = str(tree)
+    ready.inventory["all"]["vars"]["sealer_plugins_plan"] = unsafe(
+        plugin_plan(cluster, image_plugins, operation, joined)
+    )
+    atomic_write(work / "inventory.yaml", dump_inventory(ready.inventory).encode(), mode=0o600)
+    return custom
 
 
 def prepare_cluster(

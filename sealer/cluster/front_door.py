@@ -16,11 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sealer.cluster.clusterfile import Cluster, SSHConfig
-from sealer.cluster.deploy import platform_mounts, prepare_cluster
+from sealer.cluster.deploy import customize_run, platform_mounts, prepare_cluster
 from sealer.cluster.host_paths import check_host_paths
+from sealer.cluster.inventory import load_inventory
 from sealer.cluster.inventory_file import InventoryFile, read_inventory_file
 from sealer.cluster.membership import delete_targets
 from sealer.cluster.runner import REMOTE_TMP
@@ -93,6 +92,7 @@ def prepare_run(store: Store, image: str, cluster_name: str, sources: list[str])
             raise _password_refused(asks)
         for platform, target in platform_mounts(cdir, ready.facts).items():
             mount_rootfs(store, found.for_platform(platform), target)
+        customize_run(cluster, ready, cdir, "create", [])
     return {"cluster": name, "hosts": host_entries(ready.inventory, read.names, [h.address for h in cluster.hosts])}
 
 
@@ -118,7 +118,7 @@ def prepare_delete(store: Store, cluster_name: str, sources: list[str], play_hos
     if not addresses:
         raise SealerError(f"none of the play's hosts is a master or node of {sources[0]}")
     targets = delete_targets(cluster, addresses)
-    inventory = yaml.safe_load((clusters_dir(store) / name / "inventory.yaml").read_text())
+    inventory = load_inventory((clusters_dir(store) / name / "inventory.yaml").read_text())
     asks = sorted(a for a in targets if (inventory["all"]["hosts"].get(a) or {}).get("sealer_become_password"))
     if asks:
         raise _password_refused(asks)

@@ -66,6 +66,8 @@ def build_inventory(
             "sealer_arch": fact.platform.architecture,
             "sealer_hostname": fact.hostname,
         }
+        if host.env:  # the cluster's env with the host's own values (the cluster's is in all's vars)
+            hosts[host.address]["sealer_env"] = unsafe(cluster.env_of(host))
         if host.ssh.pk:
             hosts[host.address]["ansible_ssh_private_key_file"] = host.ssh.pk
         if fact.sudo:  # every change through sudo; the password, when one is needed, is never here
@@ -90,5 +92,42 @@ def build_inventory(
     return {"all": {"vars": all_vars, "hosts": hosts, "children": children}}
 
 
+# Jinja's markers: text from the Clusterfile holding one (a plugin's script, a value of the env,
+# a CMD) is written `!unsafe`, so that Ansible passes it on as it is instead of templating it
+_JINJA = ("{{", "{%", "{#")
+
+
+class Unsafe(str):
+    """Text Ansible must not template (written with the tag ``!unsafe``)."""
+
+
+def unsafe(value: Any) -> Any:
+    """``value`` with every text in it that holds a Jinja marker made :class:`Unsafe`."""
+    if isinstance(value, str):
+        return Unsafe(value) if any(m in value for m in _JINJA) else value
+    if isinstance(value, list):
+        return [unsafe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: unsafe(v) for k, v in value.items()}
+    return value
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Dumper.add_representer(Unsafe, lambda dumper, text: dumper.represent_scalar("!unsafe", str(text)))
+_Loader.add_constructor("!unsafe", lambda loader, node: Unsafe(loader.construct_scalar(node)))  # type: ignore[arg-type]
+
+
 def dump_inventory(inventory: dict[str, Any]) -> str:
-    return yaml.safe_dump(inventory, sort_keys=False, default_flow_style=False)
+    return yaml.dump(inventory, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+
+
+def load_inventory(text: str) -> Any:
+    """An inventory sealer wrote (its ``!unsafe`` texts read back as :class:`Unsafe`)."""
+    return yaml.load(text, Loader=_Loader)

@@ -6,16 +6,17 @@ import contextlib
 import dataclasses
 import datetime as dt
 
-import yaml
-
 from sealer.cluster.become import password_socket
 from sealer.cluster.clusterfile import Cluster, Host, check_hosts, parse_bastion
 from sealer.cluster.deploy import RunResult, run_cluster
+from sealer.cluster.inventory import load_inventory
 from sealer.cluster.options import DeleteRequest, JoinRequest
 from sealer.cluster.runner import PlaybookOptions, run_playbook
 from sealer.cluster.state import cluster_lock, clusters_dir, forget_hosts, load_state, resolve_name
 from sealer.errors import DeployError, SealerError
+from sealer.oci.reference import Reference
 from sealer.progress import Reporter
+from sealer.store.image import get_image
 from sealer.store.layout import Store
 
 
@@ -42,7 +43,7 @@ def delete_hosts(store: Store, request: DeleteRequest, reporter: Reporter) -> li
     addresses = None if request.addresses is None else list(request.addresses)
     targets = delete_targets(cluster, addresses)
     with cluster_lock(cdir):
-        hostvars = yaml.safe_load((cdir / "inventory.yaml").read_text())["all"]["hosts"]
+        hostvars = load_inventory((cdir / "inventory.yaml").read_text())["all"]["hosts"]
         password = None
         if any((hostvars.get(a) or {}).get("sealer_become_password") for a in targets):
             password = request.become_password()
@@ -72,3 +73,26 @@ def delete_targets(cluster: Cluster, addresses: list[str] | None) -> list[str]:
     if remaining and cluster.masters[0].address in targets:
         raise SealerError(f"{cluster.masters[0].address} is master0: delete --all to remove the whole cluster")
     return targets
+
+
+def app_on_cluster(store: Store, name: str, app_image: Reference) -> Cluster:
+    """The cluster ``name`` as its next run of ``app_image`` sees it: an app image built FROM the
+    cluster's image (its first layers are that image's, platform by platform). Its rootfs and
+    registry go to the hosts by the usual delta transfers, so only what the app adds is sent, and
+    its own CMDs (``cmd.current``, not its base's, which ran) run on master0. An app built on
+    another base (another Kubernetes version included) is refused naming both images."""
+    cluster = load_state(store, resolve_name(store, name))
+    base, app = get_image(store, cluster.image), get_image(store, app_image)
+    common = [p.platform for p in app.platforms if p.platform in {b.platform for b in base.platforms}]
+    for platform in common:
+        on, under = app.for_platform(platform).config, base.for_platform(platform).config
+        if [layer.digest for layer in on.layers[: on.base_layers]] != [layer.digest for layer in under.layers]:
+            raise SealerError(
+                f"image {app.name} ({platform}) is not built on {base.name}, cluster {cluster.name}'s image: "
+                f"an app image runs on a cluster of its own base (FROM {base.name})"
+            )
+    if not common:
+        raise SealerError(f"image {app.name} has no platform of cluster {cluster.name}'s image {base.name}")
+    cluster.image = app_image
+    cluster.app_cmds = list(app.for_platform(common[0]).config.cmd_current)
+    return cluster

@@ -20,6 +20,7 @@ from sealer.cluster.clusterfile import REGISTRY_PULL_USER as PULL_USER
 from sealer.cluster.clusterfile import Cluster
 from sealer.cluster.collection import shared_defaults
 from sealer.cluster.hosts import HostFacts
+from sealer.cluster.inventory import unsafe
 from sealer.cluster.registry_tls import ensure_registry_tls
 from sealer.errors import InvalidReferenceError, SealerError
 from sealer.input_limits import safe_load, safe_load_all
@@ -185,7 +186,9 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
             "sealer_registry_tls_cert": str(tls.cert),
             "sealer_registry_tls_key": str(tls.key),
         }
-    commands = cluster.cmd or [*master0.config.cmd_parent, *master0.config.cmd_current]
+    # an Application's cmds, else the Cluster's spec.cmd, else the image's CMDs
+    commands = cluster.app_cmds if cluster.app_cmds is not None else (
+        cluster.cmd or [*master0.config.cmd_parent, *master0.config.cmd_current])  # fmt: skip
     version = hashlib.sha256("\n".join([master0.id, *commands]).encode()).hexdigest()[:16]
     return {
         "sealer_registry_domain": domain,
@@ -197,7 +200,7 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
         "sealer_runtime_registries": upstream_registries(image.name, [r for i in images for r in i.config.images]),
         "sealer_runtime_credentials": str(pull) if htpasswd.exists() and pull.exists() else "",
         "sealer_kubernetes_config": kubeadm_file,
-        "sealer_app_commands": commands,
+        "sealer_app_commands": unsafe(commands),
         "sealer_app_version": version,
-        "sealer_env": dict(cluster.env),
+        "sealer_env": unsafe(dict(cluster.env)),
     }

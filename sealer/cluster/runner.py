@@ -97,6 +97,10 @@ _SSH_NOISE = re.compile(r"^(Shared )?[Cc]onnection to \S+ closed\.?$")
 
 
 def _reason(res: dict[str, Any]) -> str:
+    # a loop's failure is its failed item's (a plugin, a CMD): Ansible's own says only that one failed
+    failed = [r for r in res.get("results") or [] if isinstance(r, dict) and r.get("failed")]
+    if failed:
+        return _reason(failed[0])
     keys = ("msg", "stderr", "module_stderr", "stdout")
     if str(res.get("msg", "")).strip() in _GENERIC:
         keys = ("stderr", "stdout", "module_stderr", "msg")
@@ -150,6 +154,10 @@ def read_event(result: PlaybookResult, event: dict[str, Any], reporter: Reporter
         reporter.status(host, f"{data.get('role') or 'play'}: {task}")
     elif kind == "runner_on_ok":
         _on_ok(result, host, data, reporter, check)
+    elif kind in ("runner_item_on_ok", "runner_item_on_failed"):  # a loop's item: its report
+        report = host_report(host, data.get("res") or {}, time.monotonic())
+        if report is not None:
+            result.reports.add(report)
     elif kind == "runner_on_failed" and not data.get("ignore_errors"):
         result.failures.append(Failure(host, task, _reason(data.get("res") or {})))
         reporter.note(f"{host}: {task}: FAILED")

@@ -16,7 +16,7 @@ import yaml
 
 from sealer._fs import atomic_write, file_lock
 from sealer.cluster.clusterfile import Cluster, parse_clusterfile, to_clusterfile
-from sealer.cluster.inventory import dump_inventory
+from sealer.cluster.inventory import dump_inventory, load_inventory
 from sealer.errors import SealerError
 from sealer.names import check_name
 from sealer.store.layout import Store
@@ -103,7 +103,7 @@ def forget_hosts(cdir: Path, cluster: Cluster, targets: list[str]) -> None:
         return
     cluster.hosts = remaining
     save_state(cdir, cluster)
-    inventory = yaml.safe_load((cdir / "inventory.yaml").read_text())
+    inventory = load_inventory((cdir / "inventory.yaml").read_text())
     for address in targets:
         inventory["all"]["hosts"].pop(address, None)
         for group in inventory["all"]["children"].values():
@@ -128,7 +128,7 @@ def list_clusters(store: Store, name: str | None = None) -> list[ClusterSummary]
         cdir = clusters_dir(store) / cluster_name
         cluster = load_state(store, cluster_name)
         try:
-            hostvars = yaml.safe_load((cdir / "inventory.yaml").read_text())["all"]["hosts"]
+            hostvars = load_inventory((cdir / "inventory.yaml").read_text())["all"]["hosts"]
         except (OSError, KeyError, TypeError, yaml.YAMLError):
             hostvars = {}
         hosts = [

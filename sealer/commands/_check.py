@@ -16,7 +16,8 @@ PATHS_SHOWN = 20  # per host in the text report; --output json has the first 100
 def host_rows(result: RunResult) -> list[dict[str, Any]]:
     """Per host, what a run would change, from what each host reported in the check."""
     cluster = result.cluster
-    topology = Topology(cluster.masters[0].address, cluster.registry_host, frozenset(h.address for h in cluster.hosts))
+    topology = Topology(cluster.masters[0].address, cluster.registry_host, frozenset(h.address for h in cluster.hosts),
+                        result.customized)  # fmt: skip
     rows = []
     for host in cluster.hosts:
         changed = result.playbook.changed_roles.get(host.address, set())
@@ -69,6 +70,8 @@ def print_check(result: RunResult, output: str, diff: bool) -> None:
             out.write(f"\n{r['address']}: the rootfs transfer would send\n")
             out.write("".join(f"  {p}\n" for p in paths[:PATHS_SHOWN]))
             out.write(f"  ... and {more} more\n" if more > 0 else "")
+        if r["configs"]:
+            out.write(f"{r['address']}: of which the Configs and env make: {', '.join(r['configs'])}\n")
         if r["rootfs"]["script"] == "pending":
             out.write(f"{r['address']}: the image's init script would run\n")
         for task in r["wouldChange"]:

@@ -9,7 +9,9 @@ from sealer.cluster.clusterfile import Cluster, SSHConfig, from_flags, parse_bas
 from sealer.cluster.deploy import run_cluster
 from sealer.cluster.host_paths import check_host_paths
 from sealer.cluster.inventory_file import read_inventory_file
+from sealer.cluster.membership import app_on_cluster
 from sealer.cluster.options import RunOptions
+from sealer.cluster.state import clusters_dir
 from sealer.commands._check import print_check
 from sealer.commands._options import reporter_for
 from sealer.commands._output import become_password_source, info, print_json, table
@@ -95,6 +97,10 @@ def _load_cluster(args: RunArgs) -> Cluster:
         if name:
             cluster.name = name
         return cluster
+    if image and name and not masters and not nodes:  # an app image onto a running cluster
+        store = Store.open()
+        if (clusters_dir(store) / name / "Clusterfile").exists():
+            return app_on_cluster(store, name, Reference.parse(image))
     if not image or not masters:
         raise UsageError("sealer run needs IMAGE and -m MASTERS (or -i INVENTORY, or -f Clusterfile)")
     return from_flags(image, masters, nodes, ssh, name or "my-cluster")

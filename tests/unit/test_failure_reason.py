@@ -25,3 +25,11 @@ def test_a_failed_command_keeps_its_last_three_lines_of_stderr() -> None:
 
 def test_nothing_said_is_failed() -> None:
     assert _reason({}) == "failed"
+
+
+def test_a_loops_failure_is_its_failed_items() -> None:
+    res = {"msg": "One or more items failed", "results": [
+        {"msg": "fine", "failed": False},
+        {"msg": "plugin smoke (Clusterfile:9) failed on 10.0.0.1 in PostInstall (exit 3): no answer", "failed": True},
+    ]}  # fmt: skip
+    assert _reason(res) == "plugin smoke (Clusterfile:9) failed on 10.0.0.1 in PostInstall (exit 3): no answer"
