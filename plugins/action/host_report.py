@@ -42,8 +42,9 @@ def report_of(stdout: str) -> dict[str, Any] | None:
 
 def document_of(stdout: str) -> dict[str, Any] | None:
     """A program's whole output as one JSON document, as a report of this version."""
+    text = "\n".join(line for line in stdout.splitlines() if not _SSH_NOISE.match(line.strip()))
     try:
-        data = json.loads(stdout)
+        data = json.loads(text)
     except ValueError:
         return None
     return {"v": REPORT_VERSION, "data": data}

@@ -34,7 +34,7 @@ from sealer.cluster.deploy import platform_mounts, prepare_cluster
 from sealer.cluster.options import BecomePassword, RunOptions, no_become_password
 from sealer.cluster.prepare import registry_trees
 from sealer.cluster.runner import PlaybookOptions, PlaybookResult, run_playbook
-from sealer.cluster.state import cluster_lock, clusters_dir, load_state, resolve_name, save_state
+from sealer.cluster.state import UPGRADE_PROGRESS, cluster_lock, clusters_dir, load_state, resolve_name, save_state
 from sealer.cluster.upgrade_plan import Plan, PlanInput, make_plan
 from sealer.errors import DeployError, SealerError
 from sealer.oci.platform import Platform
@@ -45,7 +45,7 @@ from sealer.store.image import Image, get_image
 from sealer.store.layout import Store
 from sealer.store.mount import mounted_rootfs
 
-PROGRESS = "upgrade.json"
+PROGRESS = UPGRADE_PROGRESS
 # the registry tree of the old and the new images together, served during the roll
 UNION_TREE = "registry-upgrade"
 # what each step of a host's upgrade reports when it is done (roles/sealer_upgrade), in order
