@@ -32,6 +32,7 @@ from sealer.cluster.become import password_socket
 from sealer.cluster.clusterfile import Cluster
 from sealer.cluster.deploy import platform_mounts, prepare_cluster
 from sealer.cluster.options import BecomePassword, RunOptions, no_become_password
+from sealer.cluster.plugins import OPERATIONS
 from sealer.cluster.prepare import registry_trees
 from sealer.cluster.runner import PlaybookOptions, PlaybookResult, run_playbook
 from sealer.cluster.state import UPGRADE_PROGRESS, cluster_lock, clusters_dir, load_state, resolve_name, save_state
@@ -50,8 +51,8 @@ PROGRESS = UPGRADE_PROGRESS
 UNION_TREE = "registry-upgrade"
 # what each step of a host's upgrade reports when it is done (roles/sealer_upgrade), in order
 STEPS = ("drained", "switched", "kubeadm", "kubelet", "uncordoned", "ready")
-# the phase of the cluster operations that plugins of the upgrade run in (sealer/cluster/plugins.py)
-HOOKS = ("PreUpgrade", "PostUpgrade")
+# the phases of the upgrade operation, where its plugins run (sealer/cluster/plugins.py)
+HOOKS = tuple(step for step in OPERATIONS["upgrade"] if not step.startswith("@"))
 
 
 @dataclass(frozen=True)
@@ -251,9 +252,11 @@ def deferred_signals() -> Iterator[Callable[[], int | None]]:
 
 
 def hook(cluster: Cluster, phase: str) -> None:
-    """Where the plugins of the upgrade phase run (sealer/cluster/plugins.py: OPERATIONS' upgrade);
-    none runs yet."""
-    assert phase in HOOKS, phase
+    """Where the plugins of the upgrade operation's phases run (PreUpgrade before the first host
+    is staged, PostUpgrade once the cluster records the new image); running them comes with the
+    plugins' runner, which the other operations share."""
+    if phase not in HOOKS:
+        raise ValueError(f"{phase} is not a phase of the upgrade ({', '.join(HOOKS)})")
 
 
 def _stage(roll: _Roll, union: Path | None) -> None:

@@ -93,7 +93,9 @@ def test_upgrade_rolls_masters_then_nodes_stops_at_a_failure_and_resumes(
         store.run("delete", "--all", "--cluster", CLUSTER, check=False)
 
 
-def _upgrade(store: Sealer, masters: list[SandboxHost], workers: list[SandboxHost], everyone: list[SandboxHost]) -> None:
+def _upgrade(
+    store: Sealer, masters: list[SandboxHost], workers: list[SandboxHost], everyone: list[SandboxHost]
+) -> None:
     master0 = masters[0]
     logs = {host.address: standin_log(host, CLUSTER) for host in everyone}
     before_runs = runs(store)
