@@ -96,3 +96,17 @@ def test_a_missing_platform_or_another_kind_of_image_is_refused(versions: None) 
         make_plan(None, given(image("app:new", [AMD])))  # type: ignore[arg-type]
     with pytest.raises(SealerError, match="kind base"):
         make_plan(None, given(image("app:new", [AMD, ARM], base_layers=0)))  # type: ignore[arg-type]
+
+
+def test_a_signal_during_the_roll_is_noted_and_sealers_handlers_come_back() -> None:
+    import os
+    import signal
+
+    from sealer.cluster.upgrade import deferred_signals
+
+    before = signal.getsignal(signal.SIGTERM)
+    with deferred_signals() as interrupted:
+        assert interrupted() is None
+        os.kill(os.getpid(), signal.SIGTERM)  # noted, not raised: the step under way runs to its end
+        assert interrupted() == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before
