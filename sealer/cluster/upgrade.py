@@ -265,6 +265,9 @@ def _stage(roll: _Roll, union: Path | None) -> None:
         result = roll.play("stage", **extra)
     if result.failures:
         raise roll.stop(result, [h.address for h in roll.plan.hosts if not h.done])
+    for host in roll.plan.hosts:
+        if not host.done and host.address not in roll.hosts:
+            roll.record(host.address, "staged")
 
 
 def _hosts(roll: _Roll, interrupted: Callable[[], int | None]) -> None:

@@ -182,8 +182,9 @@ def _upgrade(
     assert ps["image"] == NEW and {x["image"] for x in ps["hosts"]} == {NEW}
     assert not (cluster_dir(store, CLUSTER) / "upgrade.json").exists()
     for host in everyone:
-        left = host.ssh(f"ls -d /var/lib/sealer/data/{CLUSTER}/rootfs*").stdout.split()
-        assert left == [f"/var/lib/sealer/data/{CLUSTER}/rootfs"], left
+        data = f"/var/lib/sealer/data/{CLUSTER}"
+        assert host.ssh(f"test -d {data}/rootfs && ! test -e {data}/rootfs.old && ! test -e {data}/rootfs.new",
+                        check=False).returncode == 0, host.address  # fmt: skip
         assert host.ssh(f"cat /var/lib/sealer/data/{CLUSTER}/rootfs/etc/kube-version").stdout.strip() == "v1.20.15"
     with pytest.raises(subprocess.CalledProcessError):
         skopeo_raw(master0.address, DASHBOARD)
