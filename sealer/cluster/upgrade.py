@@ -114,6 +114,12 @@ def save_progress(cdir: Path, image: str, ids: dict[str, str], hosts: dict[str, 
     atomic_write(cdir / PROGRESS, text.encode(), mode=0o600)
 
 
+def platform_ids(image: Image) -> dict[str, str]:
+    """What an upgrade's progress belongs to: the image's id per platform (a name built again is
+    another image, whose upgrade starts afresh)."""
+    return {str(p.platform): p.id for p in image.platforms}
+
+
 def plan_upgrade(store: Store, request: UpgradeRequest) -> tuple[Plan, Cluster, Image]:
     """The plan, after every check that needs no host (a refusal raises)."""
     name = resolve_name(store, request.cluster)
@@ -128,7 +134,7 @@ def plan_upgrade(store: Store, request: UpgradeRequest) -> tuple[Plan, Cluster, 
             f"cluster {name} is half way through an upgrade to {target} ({cdir / PROGRESS}): finish it with "
             f"sealer upgrade {target} --cluster {name}"
         )
-    ids = {str(p.platform): p.id for p in new.platforms}
+    ids = platform_ids(new)
     if load_progress(cdir).get("ids", ids) != ids:  # the name points at another build: start again
         hosts = {}
     done = frozenset(a for a, step in hosts.items() if step == "done")
@@ -190,7 +196,7 @@ def _roll(
     # the cluster's files made for the new image; the saved Clusterfile keeps the old one until the end
     options = RunOptions(request.strict_host_keys, request.become_password)
     ready = prepare_cluster(store, cluster, new, reporter, options)
-    ids = {str(p): i for p, i in ready.image_ids.items()}
+    ids = platform_ids(new)
     _, hosts = host_progress(cdir)
     if load_progress(cdir).get("ids", ids) != ids:
         hosts = {}
