@@ -313,6 +313,30 @@ def delete(masters: str | None, nodes: str | None, everything: bool, name: str |
 
 
 @cli.command()
+@click.argument("image")
+@click.option("--cluster", "name", help="The cluster (default: the only one).")
+@click.option("--check", is_flag=True, help="Change nothing: print the plan, per host in order.")
+@click.option(
+    "--max-unavailable", default="1", show_default=True, metavar="N|P%",
+    help="Nodes upgraded at once: a number, or a percentage of the nodes.",
+)  # fmt: skip
+@click.option("--no-drain", is_flag=True, help="Do not drain (nor uncordon) the hosts.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask; needed when there is no terminal to ask on.")
+@click.option("--strict-host-keys", is_flag=True, help="Refuse hosts whose key is not known yet.")
+@OUTPUT
+def upgrade(image: str, name: str | None, check: bool, max_unavailable: str, no_drain: bool, yes: bool,
+            strict_host_keys: bool, output: str) -> None:  # fmt: skip
+    """Upgrade a cluster to a new image: masters one at a time, then the nodes in batches.
+
+    Refused before any host is reached: another kind of image, a host's platform missing, an older
+    Kubernetes version or one more than one minor version ahead (kubeadm's version skew policy).
+    A failure or a signal stops at a host; running the same command again resumes."""
+    from sealer.commands import upgrade as cmd
+
+    cmd.run(cmd.UpgradeArgs(image, name, check, max_unavailable, no_drain, yes, strict_host_keys, output))
+
+
+@cli.command()
 @click.option("--cluster", "name", help="Only this cluster.")
 @OUTPUT
 def ps(name: str | None, output: str) -> None:

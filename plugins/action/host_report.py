@@ -2,7 +2,9 @@
 # round trip, through become, no Python on the host: on a small or emulated host a Python start
 # costs seconds), whose last line of output is one JSON object, versioned. That object comes back
 # typed under the result's `sealer` key, which sealer reads (sealer/cluster/results.py) and roles
-# test (`result.sealer.running`); a script that ends without it fails the task.
+# test (`result.sealer.running`); a script that ends without it fails the task. With `document:
+# true` the script's whole output is one JSON document of a program (kubectl get -o json, say),
+# returned as it is under `sealer.data`.
 from __future__ import annotations
 
 import json
@@ -38,9 +40,19 @@ def report_of(stdout: str) -> dict[str, Any] | None:
     return report
 
 
+def document_of(stdout: str) -> dict[str, Any] | None:
+    """A program's whole output as one JSON document, as a report of this version."""
+    text = "\n".join(line for line in stdout.splitlines() if not _SSH_NOISE.match(line.strip()))
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return {"v": REPORT_VERSION, "data": data}
+
+
 class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("script", "kind", "executable"))
+    _VALID_ARGS = frozenset(("script", "kind", "executable", "document"))
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
@@ -50,10 +62,13 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
         done = self._low_level_execute_command(str(args["script"]), executable=args.get("executable") or False)
         rc = int(done.get("rc", 1))
         stdout, stderr = str(done.get("stdout") or ""), str(done.get("stderr") or "")
-        report = report_of(stdout)
+        document = bool(args.get("document"))
+        report = document_of(stdout) if document else report_of(stdout)
         result.update(rc=rc, stderr=stderr)
         if rc != 0:
             return {**result, "failed": True, "msg": last_lines(stderr, stdout) or f"exit {rc}"}
+        if document and report is None:
+            return {**result, "failed": True, "msg": "the host's program did not print one JSON document"}
         if report is None:
             tail = last_lines(stdout, stderr)
             msg = f"the host's script ended without its report (a JSON line of version {REPORT_VERSION})"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from sealer.store.mount import unmount_all
 
 # the operator's own Ansible variables per host, when the cluster came from an inventory file
 HOST_VARS = "host-vars.yaml"
+# an unfinished upgrade: the image it goes to and how far each host got (sealer/cluster/upgrade.py)
+UPGRADE_PROGRESS = "upgrade.json"
 
 
 def clusters_dir(store: Store) -> Path:
@@ -111,6 +114,17 @@ def forget_hosts(cdir: Path, cluster: Cluster, targets: list[str]) -> None:
     atomic_write(cdir / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
 
 
+def host_images(cdir: Path, image: str) -> dict[str, tuple[str, str]]:
+    """Per host of an unfinished upgrade: the image it runs and the upgrade's last step done on
+    it (empty when it runs the new image); no entry when there is no upgrade."""
+    try:
+        progress = json.loads((cdir / UPGRADE_PROGRESS).read_text())
+        target, hosts = str(progress["image"]), dict(progress["hosts"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {str(a): (target, "") if step == "done" else (image, str(step)) for a, step in hosts.items()}
+
+
 @dataclass
 class ClusterSummary:
     name: str
@@ -131,12 +145,15 @@ def list_clusters(store: Store, name: str | None = None) -> list[ClusterSummary]
             hostvars = load_inventory((cdir / "inventory.yaml").read_text())["all"]["hosts"]
         except (OSError, KeyError, TypeError, yaml.YAMLError):
             hostvars = {}
+        upgrade = host_images(cdir, str(cluster.image))
         hosts = [
             {
                 "address": h.address,
                 "role": h.role,
                 "platform": str((hostvars.get(h.address) or {}).get("sealer_platform", "unknown")),
                 "hostname": str((hostvars.get(h.address) or {}).get("sealer_hostname", "")),
+                "image": upgrade.get(h.address, (str(cluster.image), ""))[0],
+                "upgradeStep": upgrade.get(h.address, ("", ""))[1],
             }
             for h in cluster.hosts
         ]

@@ -92,5 +92,15 @@ def ps(name: str | None, output: str) -> None:
         return
     table(
         ["CLUSTER", "IMAGE", "HOST", "ROLE", "PLATFORM", "HOSTNAME"],
-        [[c.name, c.image, h["address"], h["role"], h["platform"], h["hostname"]] for c in clusters for h in c.hosts],
+        [
+            [c.name, _host_image(h), h["address"], h["role"], h["platform"], h["hostname"]]
+            for c in clusters
+            for h in c.hosts
+        ],
     )
+
+
+def _host_image(host: dict[str, str]) -> str:
+    """The image a host runs; during an unfinished upgrade, how far the host got too."""
+    step = host.get("upgradeStep")
+    return f"{host['image']} (upgrade stopped after: {step})" if step else host["image"]

@@ -13,10 +13,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_playbooks_name_the_variable_not_the_flag() -> None:
+    front_doors = 0
     for playbook in sorted((ROOT / "playbooks").glob("*.yml")):
         text = playbook.read_text()
         assert "--cluster" not in text, playbook
-        assert "-e sealer_cluster=NAME" in text, playbook
+        if "sealer.cluster.prepare" in text:  # run by hand on an operator's inventory, not by sealer alone
+            front_doors += 1
+            assert "-e sealer_cluster=NAME" in text, playbook
+    assert front_doors >= 2
 
 
 def test_a_delete_playbook_with_several_clusters_asks_for_the_variable(

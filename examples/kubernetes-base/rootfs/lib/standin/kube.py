@@ -45,13 +45,32 @@ CONNECT_TIMEOUT = 3  # seconds to wait for an API server's TCP connection
 HEARTBEAT_GRACE = 40  # seconds after which a node whose kubelet stopped posting reads NotReady
 
 
-def version() -> str:
-    """The Kubernetes version this base was built at (Kubefile ARG KUBE_VERSION)."""
+def _read_version() -> str:
     try:
         with open(os.path.join(ROOTFS, "etc", "kube-version")) as f:
             return f.read().strip() or "v1.19.8"
     except OSError:
         return "v1.19.8"
+
+
+# read once, when the program starts, as a real binary has its version built in: a kubelet or an
+# API server keeps reporting the version it started with until it is restarted from a new rootfs
+VERSION = _read_version()
+
+
+def version() -> str:
+    """The Kubernetes version this base was built at (Kubefile ARG KUBE_VERSION)."""
+    return VERSION
+
+
+def version_tuple(text: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of ``v1.20.15``; (0, 0, 0) for what is not a version."""
+    parts = text.lstrip("v").split("-")[0].split(".")
+    try:
+        major, minor, patch = (int(p) for p in [*parts, "0", "0"][:3])
+    except ValueError:
+        return (0, 0, 0)
+    return (major, minor, patch)
 
 
 def version_info() -> dict[str, str]:
