@@ -75,8 +75,8 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 def merge_kubeadm(base_text: str, docs: list[dict[str, Any]]) -> str:
     """The image's kubeadm documents, each overridden by the Clusterfile's of the same kind."""
-    docs = safe_load_all(base_text, "the image's etc/kubeadm.yml")
-    merged: list[dict[str, Any]] = [d for d in docs if isinstance(d, dict)]
+    base = safe_load_all(base_text, "the image's etc/kubeadm.yml")
+    merged: list[dict[str, Any]] = [d for d in base if isinstance(d, dict)]
     for doc in docs:
         for i, existing in enumerate(merged):
             if existing.get("kind") == doc.get("kind"):
