@@ -2,7 +2,9 @@
 # round trip, through become, no Python on the host: on a small or emulated host a Python start
 # costs seconds), whose last line of output is one JSON object, versioned. That object comes back
 # typed under the result's `sealer` key, which sealer reads (sealer/cluster/results.py) and roles
-# test (`result.sealer.running`); a script that ends without it fails the task.
+# test (`result.sealer.running`); a script that ends without it fails the task. With
+# `document: true` the script's whole output is one JSON document (`kubectl get nodes -o json`),
+# returned as data under `sealer.document`.
 from __future__ import annotations
 
 import json
@@ -40,7 +42,7 @@ def report_of(stdout: str) -> dict[str, Any] | None:
 
 class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("script", "kind", "executable"))
+    _VALID_ARGS = frozenset(("script", "kind", "executable", "document"))
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
@@ -50,10 +52,19 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
         done = self._low_level_execute_command(str(args["script"]), executable=args.get("executable") or False)
         rc = int(done.get("rc", 1))
         stdout, stderr = str(done.get("stdout") or ""), str(done.get("stderr") or "")
-        report = report_of(stdout)
         result.update(rc=rc, stderr=stderr)
         if rc != 0:
             return {**result, "failed": True, "msg": last_lines(stderr, stdout) or f"exit {rc}"}
+        if args.get("document"):
+            try:
+                document = json.loads(stdout)
+            except ValueError:
+                tail = last_lines(stdout, stderr)
+                return {**result, "failed": True, "msg": "the host's script did not print one JSON document"
+                        + (f": {tail}" if tail else "")}  # fmt: skip
+            result.update(sealer={"v": REPORT_VERSION, "kind": str(args["kind"]), "document": document})
+            return result
+        report = report_of(stdout)
         if report is None:
             tail = last_lines(stdout, stderr)
             msg = f"the host's script ended without its report (a JSON line of version {REPORT_VERSION})"

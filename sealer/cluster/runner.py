@@ -88,6 +88,8 @@ class PlaybookResult:
     diffs: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
     # per role: the time (monotonic) of its first event: when each phase started
     role_starts: dict[str, float] = field(default_factory=dict)
+    # the hosts Ansible could not reach (a play that ignores it goes on without them)
+    unreachable: set[str] = field(default_factory=set)
 
 
 # what Ansible says of a failed raw, command or shell task: the task's own output says more
@@ -150,10 +152,16 @@ def read_event(result: PlaybookResult, event: dict[str, Any], reporter: Reporter
         reporter.status(host, f"{data.get('role') or 'play'}: {task}")
     elif kind == "runner_on_ok":
         _on_ok(result, host, data, reporter, check)
-    elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-        result.failures.append(Failure(host, task, _reason(data.get("res") or {})))
-        reporter.note(f"{host}: {task}: FAILED")
+    elif kind == "runner_on_failed":
+        # a task that gave up waiting (until, retries) still carries its last report
+        report = host_report(host, data.get("res") or {}, time.monotonic())
+        if report is not None:
+            result.reports.add(report)
+        if not data.get("ignore_errors"):
+            result.failures.append(Failure(host, task, _reason(data.get("res") or {})))
+            reporter.note(f"{host}: {task}: FAILED")
     elif kind == "runner_on_unreachable":
+        result.unreachable.add(host)
         result.failures.append(Failure(host, task, "unreachable: " + _reason(data.get("res") or {})))
         reporter.note(f"{host}: {task}: UNREACHABLE")
     elif kind == "playbook_on_stats":
