@@ -66,7 +66,8 @@ def delete_hosts(store: Store, request: DeleteRequest, reporter: Reporter) -> li
             return targets
         hostnames = {a: str((v or {}).get("sealer_hostname") or "") for a, v in hostvars.items()}
         staying = [h.address for h in cluster.masters if h.address not in targets]
-        view = survey(cdir, cluster, targets, reporter, extravars, prefer=staying)
+        everyone = list(dict.fromkeys([*(h.address for h in cluster.masters), *targets]))
+        view = survey(cdir, cluster, everyone, reporter, extravars, prefer=staying)
         removal = plan_removal(cluster, targets, view, hostnames, request.force)
         master0 = cluster.masters[0].address
         for step in removal.steps:

@@ -34,16 +34,16 @@ def run_stamp(suffix: str) -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ") + suffix
 
 
-def survey(cdir: Path, cluster: Cluster, hosts: list[str], reporter: Reporter,
-           extravars: dict[str, Any] | None = None, prefer: list[str] | None = None) -> ClusterView:  # fmt: skip
-    """Run the status playbook on the cluster's masters and ``hosts``; the answers of the masters
-    ``prefer`` names first, then master0's, then those of the first master that answered."""
+def survey(cdir: Path, cluster: Cluster, hosts: list[str], reporter: Reporter, extravars: dict[str, Any] | None = None,
+           prefer: list[str] | None = None, tags: str | None = None) -> ClusterView:  # fmt: skip
+    """Run the status playbook on ``hosts`` (each master lists the Nodes and etcd's members, each
+    other host answers; ``tags``: only ``nodes``, say); the answers of the masters ``prefer``
+    names first, then master0's, then those of the first master that answered."""
     masters = [h.address for h in cluster.masters]
-    limit = list(dict.fromkeys([*masters, *hosts]))
     run_dir = cdir / "runs" / run_stamp("-status")
-    with reporter.task(f"reading the cluster's state on {len(masters)} masters"):
-        result = run_playbook("status", cdir / "inventory.yaml", run_dir, reporter,
-                              PlaybookOptions(extravars=dict(extravars or {}), limit=",".join(limit)))  # fmt: skip
+    with reporter.task(f"reading the cluster's state on {len(hosts)} hosts"):
+        options = PlaybookOptions(extravars=dict(extravars or {}), limit=",".join(hosts), tags=tags)
+        result = run_playbook("status", cdir / "inventory.yaml", run_dir, reporter, options)
     other = [f for f in result.failures if f.host not in result.unreachable]
     if other:
         raise DeployError("\n".join(str(f) for f in other) + f"\n(ansible-runner output in {run_dir})")
@@ -71,8 +71,11 @@ def host_rows(
     cdir: Path, cluster: Cluster, hosts: list[dict[str, str]], reporter: Reporter
 ) -> tuple[ClusterView, list[dict[str, Any]]]:
     """``sealer ps``: each saved host (address, role, platform, hostname) with what the API says
-    of its Node, read through master0 or the first master that answers."""
-    view = survey(cdir, cluster, [], reporter)
+    of its Node, read through master0 alone (quick), else through the other masters."""
+    masters = [h.address for h in cluster.masters]
+    view = survey(cdir, cluster, masters[:1], reporter, tags="nodes")
+    if view.api is None and len(masters) > 1:
+        view = survey(cdir, cluster, masters[1:], reporter, tags="nodes")
     rows = []
     for host in hosts:
         node = node_of(view.nodes, host["address"], host.get("hostname", ""))

@@ -98,11 +98,8 @@ def ps(name: str | None, output: str) -> None:
             info(f"cluster {summary.name}: no master answered with its Nodes (Ready unknown)")
         found.append((summary, view, hosts))
     if output == "json":
-        print_json([{
-            "name": s.name, "image": s.image, "api": view.api, "hosts": hosts,
-            "etcd": [{"name": m.name, "address": m.address, "state": m.state} for m in view.members]
-            if view.etcd is not None else None,
-        } for s, view, hosts in found])  # fmt: skip
+        print_json([{"name": s.name, "image": s.image, "api": view.api, "hosts": hosts}
+                    for s, view, hosts in found])  # fmt: skip
         return
     table(
         ["CLUSTER", "IMAGE", "HOST", "ROLE", "PLATFORM", "HOSTNAME", "STATUS", "VERSION", "SCHEDULING"],
