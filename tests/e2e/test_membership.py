@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from tests.e2e.conftest import Sandbox, SandboxHost, cluster_dir, run_cluster, sandbox_cli, standin_log
-from tests.e2e.test_control_plane import ETCDCTL, NODE_KUBECTL, is_ready, nodes, poll
+from tests.e2e.test_control_plane import ETCDCTL, MADE, NODE_KUBECTL, is_ready, nodes, poll
 from tests.helpers import Sealer
 
 CLUSTER = "member"
@@ -47,9 +47,15 @@ def timed(what: str, started: float) -> float:
     return now
 
 
+# what a run puts on a host, outside the cluster's data directory (test_control_plane.MADE and the
+# image's containerd, sealer's hosts.toml directories)
+LEFT = (*MADE, "/etc/containerd", "/var/lib/containerd", "/usr/local/bin/containerd", "/var/lib/sealer")
+
+
 def clean_forced_host(host: SandboxHost) -> None:
-    """What --force left on a host it could not reach, removed once it is back (kubeadm reset,
-    the image's clean script, sealer's files), so that the sandbox serves the next tests."""
+    """What --force left on a host it could not reach, removed once it is back, as sealer's reset
+    role does it (kubeadm reset, the image's clean script, sealer's files and directories), so
+    that the sandbox serves the next tests as it was."""
     host.ssh(
         f"cd {DATA}/rootfs && PATH=$PWD/bin:$PATH kubeadm reset -f >/dev/null 2>&1;"
         " sh scripts/clean.sh >/dev/null 2>&1;"
@@ -57,8 +63,11 @@ def clean_forced_host(host: SandboxHost) -> None:
         " grep -v -e ' sea.hub$' -e ' apiserver.cluster.local$' /etc/hosts > /tmp/hosts.new && cat /tmp/hosts.new"
         " > /etc/hosts && rm -f /tmp/hosts.new; for d in /etc/containerd/certs.d/*/; do"
         f" grep -qs 'for cluster {CLUSTER};' $d/hosts.toml && rm -f $d/hosts.toml; rmdir $d 2>/dev/null; done;"
-        " rmdir /etc/containerd/certs.d 2>/dev/null; true"
+        " rmdir /etc/containerd/certs.d /etc/containerd /etc/docker/certs.d /etc/docker 2>/dev/null; true"
     )  # fmt: skip
+    left = host.ssh(f"ls -d {' '.join(LEFT)} 2>/dev/null", check=False).stdout
+    assert not left, f"{host.address} keeps {left}"
+    assert "sea.hub" not in host.ssh("cat /etc/hosts").stdout
 
 
 def test_membership_keeps_etcd_and_the_api_healthy(run_store: Sealer, sandbox: Sandbox) -> None:
