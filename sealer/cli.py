@@ -236,6 +236,12 @@ def _given(*params: tuple[str, str]) -> list[str]:
     return out
 
 
+READY_TIMEOUT = click.option(
+    "--ready-timeout", type=click.IntRange(min=0), metavar="SECONDS",
+    help="How long to wait for the hosts that join to be Ready in the API (default 300).",
+)  # fmt: skip
+
+
 @cli.command()
 @click.argument("image", required=False)
 @click.option("-m", "--masters", metavar="IP[,IP...]", help="Master hosts (ranges like 10.0.0.1-10.0.0.3 too).")
@@ -258,10 +264,12 @@ def _given(*params: tuple[str, str]) -> list[str]:
     help="How hosts get their first rootfs: rsync from here, a BitTorrent swarm, or auto (a swarm past "
     "8 new hosts of a platform; default: the Clusterfile's spec.distribution, else auto).",
 )  # fmt: skip
+@READY_TIMEOUT
 @OUTPUT
 def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: str | None, inventory: str | None,
         user: str, password: str | None, pk: str | None, port: int, name: str | None, strict_host_keys: bool,
-        check: bool, diff: bool, bastion: str | None, distribution: str | None, output: str) -> None:  # fmt: skip
+        check: bool, diff: bool, bastion: str | None, distribution: str | None, ready_timeout: int | None,
+        output: str) -> None:  # fmt: skip
     """Run an image on hosts: each gets the rootfs of its own platform.
 
     With --cluster of a running cluster and no hosts: an app image built FROM its image."""
@@ -270,7 +278,7 @@ def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: 
     if clusterfile:
         cmd.refuse_ssh_flags(_given(("user", "-u"), ("password", "-p"), ("pk", "--pk"), ("port", "--port")))
     args = cmd.RunArgs(image, masters, nodes, clusterfile, inventory, user, password, pk, port, name, bastion,
-                       strict_host_keys, check, diff, distribution, output)  # fmt: skip
+                       strict_host_keys, check, diff, distribution, output, ready_timeout)  # fmt: skip
     cmd.run(cmd.load_cluster(args), args)
 
 
@@ -289,14 +297,14 @@ JOIN_BASTION = click.option(
 @click.option("--check", is_flag=True, help="Change nothing: say, per host, what a run would change.")
 @click.option("--diff", is_flag=True, help="With --check: show the differences of the files a run would change.")
 @JOIN_BASTION
+@READY_TIMEOUT
 @OUTPUT
 def join(masters: str | None, nodes: str | None, name: str | None, strict_host_keys: bool, check: bool, diff: bool,
-         bastion: str | None,
-         output: str) -> None:  # fmt: skip
-    """Add hosts to a cluster (each gets its own platform's rootfs)."""
+         bastion: str | None, ready_timeout: int | None, output: str) -> None:  # fmt: skip
+    """Add hosts to a cluster (each gets its own platform's rootfs) and wait until they are Ready."""
     from sealer.commands import cluster as cmd
 
-    cmd.join(cmd.JoinArgs(masters, nodes, name, strict_host_keys, check, diff, bastion, output))
+    cmd.join(cmd.JoinArgs(masters, nodes, name, strict_host_keys, check, diff, bastion, output, ready_timeout))
 
 
 @cli.command()
@@ -304,12 +312,20 @@ def join(masters: str | None, nodes: str | None, name: str | None, strict_host_k
 @click.option("-n", "--nodes", metavar="IP[,IP...]", help="Nodes to remove.")
 @click.option("--all", "everything", is_flag=True, help="Reset every host and remove the cluster's local state.")
 @click.option("--cluster", "name", help="The cluster (default: the only one).")
+@click.option("--no-drain", is_flag=True, help="Do not drain the hosts' Nodes before resetting them.")
+@click.option(
+    "--force", is_flag=True,
+    help="Remove hosts that cannot be reached: their Node and etcd member go through the other masters, nothing "
+    "runs on them.",
+)  # fmt: skip
 @OUTPUT
-def delete(masters: str | None, nodes: str | None, everything: bool, name: str | None, output: str) -> None:
-    """Reset hosts and remove them from the cluster (or the whole cluster with --all)."""
+def delete(masters: str | None, nodes: str | None, everything: bool, name: str | None, no_drain: bool, force: bool,
+           output: str) -> None:  # fmt: skip
+    """Drain, reset and remove hosts from the cluster (masters one at a time, keeping etcd's quorum),
+    or the whole cluster with --all."""
     from sealer.commands import cluster as cmd
 
-    cmd.delete(masters, nodes, everything, name, output)
+    cmd.delete(cmd.DeleteArgs(masters, nodes, everything, name, output, drain=not no_drain, force=force))
 
 
 @cli.command()
@@ -340,7 +356,7 @@ def upgrade(image: str, name: str | None, check: bool, max_unavailable: str, no_
 @click.option("--cluster", "name", help="Only this cluster.")
 @OUTPUT
 def ps(name: str | None, output: str) -> None:
-    """List clusters: hosts, roles, platforms, image."""
+    """List clusters: each host's role, platform, and Ready, version and scheduling from the API."""
     from sealer.commands import cluster as cmd
 
     cmd.ps(name, output)

@@ -4,7 +4,7 @@
 # typed under the result's `sealer` key, which sealer reads (sealer/cluster/results.py) and roles
 # test (`result.sealer.running`); a script that ends without it fails the task. With `document:
 # true` the script's whole output is one JSON document of a program (kubectl get -o json, say),
-# returned as it is under `sealer.data`.
+# returned as it is under `sealer.document`.
 from __future__ import annotations
 
 import json
@@ -47,7 +47,7 @@ def document_of(stdout: str) -> dict[str, Any] | None:
         data = json.loads(text)
     except ValueError:
         return None
-    return {"v": REPORT_VERSION, "data": data}
+    return {"v": REPORT_VERSION, "document": data}
 
 
 class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped

@@ -23,6 +23,12 @@ options:
   executable:
     description: The shell that runs it (the connection's default shell when not given).
     type: str
+  document:
+    description:
+      - The script's whole output is one JSON document (C(kubectl get nodes -o json)), returned as
+        RV(sealer.document); the task fails when it is not.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full

@@ -21,6 +21,7 @@ from sealer._fs import atomic_write
 from sealer.cluster.become import password_socket
 from sealer.cluster.clusterfile import Cluster, Host
 from sealer.cluster.customize import Customized, customize
+from sealer.cluster.health import joined_problems
 from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, detect, on_every_host
 from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups, unsafe
 from sealer.cluster.new_state import DiscardedOnEarlyFailure
@@ -123,6 +124,10 @@ def run_cluster(store: Store, cluster: Cluster, reporter: Reporter, options: Run
         if options.check:  # the check's log, kept private as a run's is
             cdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         result, delivery = play_run(store, cluster, image, ready, work, run_dir, reporter, options)
+        hostnames = {h.address: ready.facts[h.address].hostname for h in cluster.hosts}
+        problems = joined_problems(result.reports, hostnames, [h.address for h in cluster.masters])
+        if problems and not options.check:
+            raise DeployError("; ".join(problems))
         return RunResult(cluster, cdir, ready.facts, result, ready.image_ids, delivery, ready.customized.paths)
 
 
@@ -152,6 +157,8 @@ def play_run(
         )  # fmt: skip
         if swarm:
             extravars["sealer_rootfs_swarm"] = swarm
+        if options.ready_timeout is not None:
+            extravars["sealer_kubernetes_ready_timeout"] = options.ready_timeout
         prepared = time.monotonic() - started
         verb = "checking" if options.check else "running"
         with reporter.task(f"{verb} playbooks/run.yml on {len(cluster.hosts)} hosts"):

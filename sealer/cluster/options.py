@@ -20,7 +20,8 @@ class RunOptions:
     password for hosts whose login user needs one (asked for only when one does). ``check``: a dry
     run that changes nothing; ``diff``: with it, the changed files' differences. ``distribution``:
     rsync, swarm or auto (None: the Clusterfile's). ``hosts_may_change``: the run may add hosts to
-    an existing cluster (join)."""
+    an existing cluster (join). ``ready_timeout``: seconds to wait for the hosts that join to be
+    Ready in the API (None: the role's default, or the inventory's)."""
 
     strict_host_keys: bool = False
     become_password: BecomePassword = field(default=no_become_password, repr=False)
@@ -28,6 +29,7 @@ class RunOptions:
     diff: bool = False
     distribution: str | None = None
     hosts_may_change: bool = False
+    ready_timeout: int | None = None
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,15 @@ class JoinRequest:
 
 @dataclass(frozen=True)
 class DeleteRequest:
-    """Hosts to reset and forget (every host when ``addresses`` is None)."""
+    """Hosts to reset and forget (every host when ``addresses`` is None). ``drain``: drain each
+    host's Node first; ``force``: remove hosts that cannot be reached without running anything
+    on them (their Node and etcd member through a master that stays)."""
 
     cluster: str | None
     addresses: tuple[str, ...] | None = None
     become_password: BecomePassword = field(default=no_become_password, repr=False)
+    drain: bool = True
+    force: bool = False
 
 
 # the defaults, one object for every signature that takes options

@@ -88,6 +88,8 @@ class PlaybookResult:
     diffs: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
     # per role: the time (monotonic) of its first event: when each phase started
     role_starts: dict[str, float] = field(default_factory=dict)
+    # the hosts Ansible could not reach (a play that ignores it goes on without them)
+    unreachable: set[str] = field(default_factory=set)
 
 
 # what Ansible says of a failed raw, command or shell task: the task's own output says more
@@ -141,6 +143,12 @@ def _on_ok(result: PlaybookResult, host: str, data: dict[str, Any], reporter: Re
         result.diffs.setdefault(host, []).extend((task, one) for one in _diffs(res))
 
 
+def _keep_report(result: PlaybookResult, host: str, data: dict[str, Any]) -> None:
+    report = host_report(host, data.get("res") or {}, time.monotonic())
+    if report is not None:
+        result.reports.add(report)
+
+
 def read_event(result: PlaybookResult, event: dict[str, Any], reporter: Reporter, check: bool = False) -> None:
     """One of ansible-runner's events into the result: what a host reported, what changed, what failed."""
     kind = event.get("event", "")
@@ -155,13 +163,14 @@ def read_event(result: PlaybookResult, event: dict[str, Any], reporter: Reporter
     elif kind == "runner_on_ok":
         _on_ok(result, host, data, reporter, check)
     elif kind in ("runner_item_on_ok", "runner_item_on_failed"):  # a loop's item: its report
-        report = host_report(host, data.get("res") or {}, time.monotonic())
-        if report is not None:
-            result.reports.add(report)
-    elif kind == "runner_on_failed" and not data.get("ignore_errors"):
-        result.failures.append(Failure(host, task, _reason(data.get("res") or {})))
-        reporter.note(f"{host}: {task}: FAILED")
+        _keep_report(result, host, data)
+    elif kind == "runner_on_failed":
+        _keep_report(result, host, data)  # a task that gave up waiting (until, retries): its last report
+        if not data.get("ignore_errors"):
+            result.failures.append(Failure(host, task, _reason(data.get("res") or {})))
+            reporter.note(f"{host}: {task}: FAILED")
     elif kind == "runner_on_unreachable":
+        result.unreachable.add(host)
         result.failures.append(Failure(host, task, "unreachable: " + _reason(data.get("res") or {})))
         reporter.note(f"{host}: {task}: UNREACHABLE")
     elif kind == "playbook_on_stats":

@@ -41,6 +41,7 @@ class RunArgs:
     diff: bool = False
     distribution: str | None = None
     output: str = "text"
+    ready_timeout: int | None = None
 
 
 def load_cluster(args: RunArgs) -> Cluster:
@@ -110,7 +111,8 @@ def run(cluster: Cluster, args: RunArgs) -> None:
     if args.diff and not args.check:
         raise UsageError("--diff goes with --check")
     output = args.output
-    options = RunOptions(args.strict_host_keys, become_password_source(), args.check, args.diff, args.distribution)
+    options = RunOptions(args.strict_host_keys, become_password_source(), args.check, args.diff, args.distribution,
+                         ready_timeout=args.ready_timeout)  # fmt: skip
     result = run_cluster(Store.open(), cluster, reporter_for(output), options)
     if args.check:
         print_check(result, output, args.diff)

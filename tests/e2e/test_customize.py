@@ -24,24 +24,6 @@ EXTRA_IMAGE = "custom-extra:v1"
 SECRET = "s3cr3t-Value-29"
 DATA = f"/var/lib/sealer/data/{CLUSTER}"
 
-# a kubectl for this image: it records every call beside the rootfs (as the example's stand-in
-# does) and answers `get nodes -o json` with the nodes of etc/test-nodes.json
-KUBECTL = """#!/bin/sh
-here=$(cd "$(dirname "$0")/.." && pwd)
-echo "$(date +%s) kubectl[$(uname -m)] $*" >> "$here/../standin-calls.log"
-if [ "$*" = "get nodes -o json" ]; then cat "$here/etc/test-nodes.json"; fi
-"""
-
-
-def nodes_json(hosts: list[SandboxHost]) -> str:
-    items = [
-        {"metadata": {"name": f"node-{i}", "labels": {}}, "spec": {},
-         "status": {"addresses": [{"type": "InternalIP", "address": h.address}],
-                    "conditions": [{"type": "Ready", "status": "True"}]}}
-        for i, h in enumerate(hosts)
-    ]  # fmt: skip
-    return json.dumps({"items": items})
-
 
 def clusterfile(hosts: list[SandboxHost], size: str, failing: bool = False) -> str:
     master, node = hosts
@@ -153,12 +135,10 @@ def hosts(run_store: Sealer, sandbox: Sandbox, tmp_path_factory: pytest.TempPath
     and the image go at the end."""
     chosen = [sandbox.hosts[0], sandbox.hosts[1]]
     context = tmp_path_factory.mktemp("custom-app")
-    (context / "site.yaml.tmpl").write_text("kind: ConfigMap\ndata:\n  site: {{ .Site }}\n")
-    (context / "kubectl").write_text(KUBECTL)
-    (context / "kubectl").chmod(0o755)
-    (context / "test-nodes.json").write_text(nodes_json(chosen))
-    kubefile = ["FROM kubernetes-multi-arch:v1.19.8", "COPY site.yaml.tmpl manifests", "COPY kubectl bin",
-                "COPY test-nodes.json etc"]  # fmt: skip
+    (context / "site.yaml.tmpl").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  site: {{ .Site }}\n"
+    )
+    kubefile = ["FROM kubernetes-multi-arch:v1.19.8", "COPY site.yaml.tmpl manifests"]
     (context / "Kubefile").write_text("\n".join(kubefile) + "\n")
     run_store.run("build", "--platform", "linux/amd64,linux/arm64", "-t", APP_IMAGE, str(context))
     names = {h.address: h.ssh("hostname").stdout.strip() for h in chosen}
@@ -205,10 +185,18 @@ def test_plugins_run_in_their_phases(first_run: dict[str, Any], hosts: list[Sand
     plugin = calls.index(f"plugin before-init {master.address}")
     init = next(i for i, c in enumerate(calls) if c.startswith("kubeadm[") and " init" in c)
     assert plugin < init, calls
-    label = calls.index("kubectl[x86_64] label node node-1 disk=ssd zone=south --overwrite")
-    taint = calls.index("kubectl[x86_64] taint node node-1 dedicated=db:NoSchedule")
+    label = calls.index("kubectl[x86_64] label node custom-node disk=ssd zone=south --overwrite")
+    taint = calls.index("kubectl[x86_64] taint node custom-node dedicated=db:NoSchedule")
     cmd = calls.index(f"cmd north {master.address}")  # the Application's cmds, with the env
     assert init < label < taint < cmd, calls
+    # as the API has them: the names HOSTNAME set before init, the labels and the taint
+    nodes = json.loads(master.ssh(f"cd {DATA}/rootfs && bin/kubectl get nodes -o json").stdout)["items"]
+    by_name = {n["metadata"]["name"]: n for n in nodes}
+    assert set(by_name) == {"custom-master", "custom-node"}, by_name
+    labels = by_name["custom-node"]["metadata"]["labels"]
+    assert (labels.get("disk"), labels.get("zone")) == ("ssd", "south"), labels
+    taints = by_name["custom-node"]["spec"].get("taints") or []
+    assert {"key": "dedicated", "value": "db", "effect": "NoSchedule"} in taints, taints
     assert "kubectl[x86_64] apply -f manifests/site.yaml" in calls
     assert not any("helm" in c for c in calls), calls  # the image's CMDs are replaced
 
@@ -238,7 +226,7 @@ def test_rerun_sends_nothing_and_a_changed_config_that_file_alone(
 def test_an_app_image_on_the_cluster_sends_only_the_apps_files(
     first_run: dict[str, Any], run_store: Sealer, hosts: list[SandboxHost], tmp_path: Path
 ) -> None:
-    (tmp_path / "extra.yaml").write_text("kind: ConfigMap\n")
+    (tmp_path / "extra.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n")
     kubefile = [f"FROM {APP_IMAGE}", "COPY extra.yaml manifests", "CMD kubectl apply -f manifests/extra.yaml"]
     (tmp_path / "Kubefile").write_text("\n".join(kubefile) + "\n")
     run_store.run("build", "--platform", "linux/amd64,linux/arm64", "-t", EXTRA_IMAGE, str(tmp_path))

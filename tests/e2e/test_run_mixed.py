@@ -43,8 +43,9 @@ def run_as_sudo_user(run_store: Sealer, h: list[SandboxHost]) -> None:
         for node in h[2:]:
             joins = [c for c in kubeadm[node.address] if " join " in c]
             assert len(joins) == 1 and "--control-plane" not in joins[0]
-        # the CMDs ran on master0 only, in order, after every join
-        cmds = [(t, c) for t, c in logs[h[0].address] if c.startswith(("helm", "kubectl"))]
+        # the CMDs ran on master0 only, in order, after every join (sealer's own kubectl calls, with
+        # the admin kubeconfig, wait for Ready nodes)
+        cmds = [(t, c) for t, c in logs[h[0].address] if c.startswith(("helm", "kubectl")) and "--kubeconfig" not in c]
         assert [c.split("]")[0] for _t, c in cmds] == ["helm[amd64", "kubectl[x86_64"]
         last_join = max(t for log in logs.values() for t, c in log if " join " in c)
         assert cmds[0][0] >= last_join
