@@ -60,3 +60,17 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
     reg = start_registry(tmp_path_factory.mktemp("auth-registry"), "alice", "canary-Pa55word")
     yield reg
     reg.stop()
+
+
+@pytest.fixture(scope="session")
+def collections(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The collection built from the repository root and installed offline into a path of its own,
+    as a user installs it."""
+    work = tmp_path_factory.mktemp("collection")
+    galaxy = str(Path(sys.executable).parent / "ansible-galaxy")
+    subprocess.run([galaxy, "collection", "build", str(ROOT), "--output-path", str(work)],
+                   check=True, capture_output=True, cwd=work)  # fmt: skip
+    tarball = next(work.glob("sealer-cluster-*.tar.gz"))
+    subprocess.run([galaxy, "collection", "install", "--offline", "-p", str(work / "cols"), str(tarball)],
+                   check=True, capture_output=True, cwd=work)  # fmt: skip
+    return work / "cols"

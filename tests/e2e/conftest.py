@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, SEALER, Sealer
+from tests.helpers import SEALER, Sealer
 
 # host 1 amd64, 2 arm64, 3 amd64, 4 arm64, 5 arm64
 SANDBOX_HOSTS = "amd64,arm64,amd64,arm64,arm64"
@@ -118,19 +118,6 @@ def sandbox() -> Iterator[Sandbox]:
 def run_store(example_store: Sealer) -> Sealer:
     """The store with the example images, used by every run test."""
     return example_store
-
-
-@pytest.fixture(scope="session")
-def collections(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The collection built from the repository root and installed offline into a path of its own."""
-    work = tmp_path_factory.mktemp("collection")
-    galaxy = str(BIN / "ansible-galaxy")
-    subprocess.run([galaxy, "collection", "build", str(ROOT), "--output-path", str(work)],
-                   check=True, capture_output=True, cwd=work)  # fmt: skip
-    tarball = next(work.glob("sealer-cluster-*.tar.gz"))
-    subprocess.run([galaxy, "collection", "install", "--offline", "-p", str(work / "cols"), str(tarball)],
-                   check=True, capture_output=True, cwd=work)  # fmt: skip
-    return work / "cols"
 
 
 def run_cluster(store: Sealer, cluster: str, masters: list[SandboxHost], nodes: list[SandboxHost],

@@ -1,5 +1,5 @@
 """Every role's argument spec as Ansible reads it: ansible-doc shows each role of the collection
-built and installed offline, and the spec checks a role's inputs at its start, taking what
+built and collections offline, and the spec checks a role's inputs at its start, taking what
 sealer's inventory and run give the roles and refusing a value of the wrong type."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from sealer.cluster.clusterfile import Cluster, Host, SSHConfig
@@ -26,21 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The collection built from the repository root and installed offline, as a user installs it."""
-    work = tmp_path_factory.mktemp("collection")
-    galaxy = str(BIN / "ansible-galaxy")
-    subprocess.run([galaxy, "collection", "build", str(ROOT), "--output-path", str(work)],
-                   check=True, capture_output=True, cwd=work)  # fmt: skip
-    tarball = next(work.glob("sealer-cluster-*.tar.gz"))
-    subprocess.run([galaxy, "collection", "install", "--offline", "-p", str(work / "cols"), str(tarball)],
-                   check=True, capture_output=True, cwd=work)  # fmt: skip
-    return work / "cols"
-
-
-def test_ansible_doc_shows_every_role_with_its_options(installed: Path) -> None:
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(installed), "ANSIBLE_NOCOLOR": "1"}
+def test_ansible_doc_shows_every_role_with_its_options(collections: Path) -> None:
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_NOCOLOR": "1"}
     names = [f"sealer.cluster.{role}" for role in ROLES]
     proc = subprocess.run([str(BIN / "ansible-doc"), "-t", "role", "--json", *names],
                           env=env, capture_output=True, text=True, check=False)  # fmt: skip
@@ -127,8 +113,8 @@ def test_a_role_refuses_a_value_of_the_wrong_type_at_its_start_even_in_check_mod
     assert len(out["plays"][0]["tasks"]) == 1  # nothing after it ran
 
 
-def test_ansible_doc_shows_the_name_tests_the_roles_use(installed: Path) -> None:
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(installed), "ANSIBLE_NOCOLOR": "1"}
+def test_ansible_doc_shows_the_name_tests_the_roles_use(collections: Path) -> None:
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_NOCOLOR": "1"}
     names = ["sealer.cluster.dns_label", "sealer.cluster.registry_name"]
     proc = subprocess.run([str(BIN / "ansible-doc"), "-t", "test", "--json", *names],
                           env=env, capture_output=True, text=True, check=False)  # fmt: skip
