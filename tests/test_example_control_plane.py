@@ -138,7 +138,10 @@ def test_cordon_drain_label_and_taint_change_the_node(plane: Plane) -> None:
     assert plane.kubectl("cordon", name).stdout == f"node/{name} cordoned\n"
     assert "Ready,SchedulingDisabled" in plane.kubectl("get", "nodes").stdout
     assert plane.kubectl("uncordon", name).stdout == f"node/{name} uncordoned\n"
-    drained = plane.kubectl("drain", name, "--ignore-daemonsets", "--delete-emptydir-data").stdout
+    # the source rootfs is v1.19.8, whose kubectl names emptyDir data --delete-local-data
+    unknown = plane.kubectl("drain", name, "--ignore-daemonsets", "--delete-emptydir-data", check=False)
+    assert unknown.returncode == 1 and "unknown flag: --delete-emptydir-data" in unknown.stderr
+    drained = plane.kubectl("drain", name, "--ignore-daemonsets", "--delete-local-data").stdout
     assert drained == f"node/{name} cordoned\nnode/{name} drained\n"
     assert plane.kubectl("label", "node", name, "tier=edge").stdout == f"node/{name} labeled\n"
     refused = plane.kubectl("label", "node", name, "tier=core", check=False)

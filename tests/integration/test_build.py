@@ -73,6 +73,11 @@ def test_image_yaml_has_the_design_note_shape(example_store: Sealer) -> None:
     assert [(la["type"], la["value"]) for la in doc["spec"]["layers"]] == [
         ("COPY", "rootfs/. ."),
         ("COPY", "${ARCH}/. ."),
+        (
+            "RUN",
+            "printf '%s\\n' \"$KUBE_VERSION\" > etc/kube-version && sed -i "
+            '"s/^kubernetesVersion: .*/kubernetesVersion: $KUBE_VERSION/" etc/kubeadm.yml',
+        ),
         ("COPY", "dashborad.yaml manifests"),
         ("COPY", "${ARCH}/helm bin"),
         ("COPY", "my-mysql charts"),

@@ -291,10 +291,11 @@ def test_an_inventory_path_outside_the_clusters_directory_is_refused(
     path.write_text(f"all:\n  vars:\n    {name}: {value}\n  children:\n    master:\n      hosts:\n        192.0.2.1:\n")
     proc = own_store.run("run", SMALL, "-i", str(path), "--cluster", "paths", check=False)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [
-        f"sealer: error: {path}: host 192.0.2.1: {name} {value!r} must be an absolute, normalized path"
-        + (" with a directory named for sealer in it (like /var/lib/sealer/data)" if name == "sealer_data_root" else
-           f" inside /var/lib/sealer/data/paths{' (below it)' if name == 'sealer_rootfs_dest' else ''}, "
-           "the directory sealer owns for this cluster")
-    ]  # fmt: skip
+    said = (
+        "must be an absolute, normalized path with a directory named for sealer in it (like /var/lib/sealer/data)"
+        if name == "sealer_data_root"
+        else "is worked out by the collection's roles from sealer_data_root and the cluster's name, not read from "
+        "an inventory: set sealer_data_root to move the cluster's data"
+    )
+    assert proc.stderr.strip().splitlines() == [f"sealer: error: {path}: host 192.0.2.1: {name} {value!r} {said}"]
     assert not (own_store.root / "clusters" / "paths").exists()
