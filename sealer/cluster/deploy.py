@@ -22,7 +22,7 @@ from sealer.cluster.become import password_socket
 from sealer.cluster.clusterfile import Cluster, Host
 from sealer.cluster.customize import Customized, customize
 from sealer.cluster.health import joined_problems
-from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, detect, on_every_host
+from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, check_owners, detect, on_every_host
 from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups, unsafe
 from sealer.cluster.new_state import DiscardedOnEarlyFailure
 from sealer.cluster.options import DEFAULT_RUN, BecomePassword, RunOptions
@@ -230,6 +230,7 @@ def prepare_cluster(
         facts, password = detect_with_sudo(cluster.hosts, known, options.become_password, cluster.become_password)
     for address, fact in facts.items():
         reporter.note(f"{address}: {fact.platform} ({fact.hostname})")
+    check_owners(cluster.name, facts)
     image_ids = check_platforms(image, facts)
     check_kubeadm_config(store, image, cluster, facts)
     with_password = [h for h in cluster.hosts if h.ssh.pk is None]

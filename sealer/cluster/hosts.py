@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shlex
 import socket
 import threading
 from collections.abc import Callable
@@ -19,7 +20,9 @@ import paramiko
 
 from sealer._fs import atomic_write
 from sealer.cluster.clusterfile import Bastion, Host
+from sealer.cluster.collection import shared_defaults
 from sealer.errors import HostError, HostsError, SealerError, SudoPasswordNeeded
+from sealer.names import is_dns_label
 from sealer.oci.platform import Platform
 
 # paramiko logs a host's failed handshake with a traceback from its transport thread; sealer
@@ -35,6 +38,18 @@ DETECT_COMMAND = (
     'while read -r l; do case "$l" in \'CPU architecture\'*) echo "$l"; break;; esac; done'
     " < /proc/cpuinfo 2>/dev/null; exit 0"
 )
+# A host belongs to one cluster: the preflight role records its name in this file of sealer's data
+# root before it changes anything, the reset role removes it. Detection reads it (a builtin).
+OWNER_RECORD = ".cluster"
+_OWNER_LINE = "sealer-cluster="
+
+
+def detect_command(host: Host) -> str:
+    """DETECT_COMMAND, and the cluster the host's record names (a line ``sealer-cluster=NAME``)."""
+    root = str(host.vars.get("sealer_data_root") or shared_defaults()["sealer_data_root"])
+    record = shlex.quote(f"{root}/{OWNER_RECORD}")
+    read = f'c=; [ -r {record} ] && read -r c < {record}; [ -n "$c" ] && echo "{_OWNER_LINE}$c"; exit 0'
+    return DETECT_COMMAND.removesuffix("exit 0") + read
 
 
 # a login user other than root changes a host through sudo: it must have it, without a password
@@ -54,6 +69,7 @@ class HostFacts:
     platform: Platform
     hostname: str
     sudo: str = ""  # how the login user becomes root: "" (it is root), "nopasswd" or "password"
+    cluster: str = ""  # the cluster the host's record says it belongs to ("": none)
 
 
 class KnownHosts:
@@ -234,7 +250,7 @@ def run(
 def detect_one(host: Host, known: KnownHosts, become_password: str | None = None) -> HostFacts:
     transport = connect(host, known)
     try:
-        code, out, err = run(transport, DETECT_COMMAND)
+        code, out, err = run(transport, detect_command(host))
         facts = parse_detection(host.address, code, out, err)
         if host.ssh.user != "root":
             facts = dataclasses.replace(facts, sudo=check_sudo(transport, host, become_password))
@@ -263,16 +279,32 @@ def check_sudo(transport: paramiko.Transport, host: Host, become_password: str |
     return "password"
 
 
+def check_owners(cluster: str, facts: dict[str, HostFacts]) -> None:
+    """Every host is free or already the named cluster's; a HostsError naming each host whose
+    record names another cluster (one host belongs to one cluster: its registry port, /etc/hosts
+    lines and container runtime are shared)."""
+    errors = [
+        HostError(address, f"belongs to cluster {fact.cluster if is_dns_label(fact.cluster) else repr(fact.cluster)}"
+                  f" (its {OWNER_RECORD} record says so); delete it from that cluster first")
+        for address, fact in sorted(facts.items())
+        if fact.cluster and fact.cluster != cluster
+    ]  # fmt: skip
+    if errors:
+        raise HostsError(errors)
+
+
 def parse_detection(address: str, code: int, out: str, err: str) -> HostFacts:
-    """What DETECT_COMMAND printed: ``uname -m``, the hostname, and for arm the CPU architecture line."""
-    lines = out.splitlines()
+    """What DETECT_COMMAND printed: ``uname -m``, the hostname, and for arm the CPU architecture
+    line; and the cluster the host's record names (detect_command)."""
+    lines = [line for line in out.splitlines() if not line.startswith(_OWNER_LINE)]
+    owner = next((line.removeprefix(_OWNER_LINE) for line in out.splitlines() if line.startswith(_OWNER_LINE)), "")
     if code != 0 or len(lines) < 2 or not lines[0].strip():
         raise HostError(address, f"cannot read the machine type: {err.strip() or out.strip() or f'exit {code}'}")
     try:
         platform = Platform.from_uname(lines[0], "\n".join(lines[2:]))
     except SealerError as err_:
         raise HostError(address, str(err_)) from err_
-    return HostFacts(address, platform, lines[1].strip())
+    return HostFacts(address, platform, lines[1].strip(), cluster=owner.strip())
 
 
 def authorize_key(host: Host, known: KnownHosts, public_key: str) -> None:
