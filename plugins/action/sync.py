@@ -18,7 +18,7 @@ PATHS_KEPT = 100
 ITEM = "sealer-item "
 # what the receiving shell (the rootfs role's receive.sh.j2) says on its stderr
 EVENT = "sealer-event "
-EVENTS = frozenset(("created", "initialised", "stopped", "would-create", "would-initialise"))
+EVENTS = frozenset(("created", "initialised", "stopped", "swarm-removed", "would-create", "would-initialise"))
 _STAT = re.compile(
     r"^(Number of regular files transferred|Total transferred file size|Number of deleted files): ([0-9,]+)"
 )

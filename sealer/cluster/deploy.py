@@ -29,14 +29,14 @@ from sealer.cluster.options import DEFAULT_RUN, BecomePassword, RunOptions
 from sealer.cluster.plugin_plan import operation_of, plugin_plan
 from sealer.cluster.plugins import check_addresses, load_image_plugins
 from sealer.cluster.prepare import check_kubeadm_config, prepare
-from sealer.cluster.runner import PlaybookOptions, PlaybookResult, run_playbook
+from sealer.cluster.runner import PlaybookOptions, PlaybookResult, end_playbooks, run_playbook
 from sealer.cluster.state import cluster_lock, clusters_dir, host_list_changes, load_state, save_state
 from sealer.cluster.swarm import Delivery, discard_swarm, missing_tool, running_swarm
 from sealer.cluster.swarm import plan as swarm_plan
-from sealer.errors import DeployError, HostError, HostsError, SealerError, SudoPasswordNeeded, SwarmError
+from sealer.errors import DeployError, HostError, HostsError, Interrupted, SealerError, SudoPasswordNeeded, SwarmError
 from sealer.names import check_name
 from sealer.oci.platform import Platform
-from sealer.progress import Reporter
+from sealer.progress import Reporter, SilentReporter
 from sealer.store.image import Image, get_image
 from sealer.store.layout import Store
 from sealer.store.mount import mounted_rootfs, unmount_all
@@ -162,13 +162,43 @@ def play_run(
         prepared = time.monotonic() - started
         verb = "checking" if options.check else "running"
         with reporter.task(f"{verb} playbooks/run.yml on {len(cluster.hosts)} hosts"):
-            result = run_playbook(
-                "run", work / "inventory.yaml", run_dir, reporter,
-                PlaybookOptions(extravars=extravars, check=options.check, diff=options.diff),
-            )  # fmt: skip
+            try:
+                result = run_playbook(
+                    "run", work / "inventory.yaml", run_dir, reporter,
+                    PlaybookOptions(extravars=extravars, check=options.check, diff=options.diff),
+                )  # fmt: skip
+            except Interrupted:
+                if swarm:
+                    stop_swarm_on_hosts(work / "inventory.yaml", run_dir, sorted(swarm), extravars)
+                raise
     if result.failures:
         raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
     return result, delivery_of(result, bool(swarm), prepared)
+
+
+# The rootfs role's last swarm task on its own: each host's aria2c stopped, the swarm's directory removed
+SWARM_STOP_PLAY = {
+    "name": "Stop the swarm of an interrupted run on its hosts",
+    "hosts": "all",
+    "gather_facts": False,
+    "tasks": [{
+        "name": "Stop aria2c and remove the swarm's files",
+        "ansible.builtin.include_role": {"name": "sealer.cluster.sealer_rootfs", "tasks_from": "swarm-stop"},
+    }],
+}  # fmt: skip
+
+
+def stop_swarm_on_hosts(inventory: Path, run_dir: Path, hosts: list[str], extravars: dict[str, object]) -> None:
+    """After an interrupt while the swarm ran (SIGINT, SIGTERM): the run's playbook ended, then
+    every swarm host's aria2c stopped and the swarm's directory removed, as the run would have
+    at its end (its log in ``run_dir``-swarm-stop). Best effort: a host that cannot be reached
+    keeps them until the next run's rootfs delivery removes them."""
+    end_playbooks()
+    with contextlib.suppress(SealerError, OSError):
+        run_playbook(
+            [SWARM_STOP_PLAY], inventory, run_dir.with_name(run_dir.name + "-swarm-stop"), SilentReporter(),
+            PlaybookOptions(extravars=extravars, limit=",".join(hosts)),
+        )  # fmt: skip
 
 
 @dataclass
