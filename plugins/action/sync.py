@@ -39,6 +39,8 @@ def rsync_command(args: dict[str, Any], dry_run: bool) -> list[str]:
         command.append("--relative")
     if args.get("compress"):
         command.append("--compress")
+    if args.get("checksum"):  # by content: a file changed in place at the same size and time differs too
+        command.append("--checksum")
     if int(args.get("timeout") or 0):
         command.append(f"--timeout={int(args['timeout'])}")
     if dry_run:
@@ -93,7 +95,20 @@ def reason(stdout: str, stderr: str, rc: int) -> str:
 class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(
-        ("src", "dest", "target", "rsh", "rsync_path", "timeout", "exclude", "delete", "relative", "compress", "kind")
+        (
+            "src",
+            "dest",
+            "target",
+            "rsh",
+            "rsync_path",
+            "timeout",
+            "exclude",
+            "delete",
+            "relative",
+            "compress",
+            "checksum",
+            "kind",
+        )
     )
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:

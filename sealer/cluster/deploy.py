@@ -159,6 +159,8 @@ def play_run(
             extravars["sealer_rootfs_swarm"] = swarm
         if options.ready_timeout is not None:
             extravars["sealer_kubernetes_ready_timeout"] = options.ready_timeout
+        if options.verify:
+            extravars["sealer_rootfs_checksum"] = True
         prepared = time.monotonic() - started
         verb = "checking" if options.check else "running"
         with reporter.task(f"{verb} playbooks/run.yml on {len(cluster.hosts)} hosts"):
