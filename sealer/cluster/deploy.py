@@ -22,7 +22,7 @@ from sealer.cluster.become import password_socket
 from sealer.cluster.clusterfile import Cluster, Host
 from sealer.cluster.customize import Customized, customize
 from sealer.cluster.health import joined_problems
-from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, check_owners, detect, on_every_host
+from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, check_owners, check_reach, detect, on_every_host
 from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups, unsafe
 from sealer.cluster.new_state import DiscardedOnEarlyFailure
 from sealer.cluster.options import DEFAULT_RUN, BecomePassword, RunOptions
@@ -87,20 +87,37 @@ def check_workdir(store: Store, cdir: Path) -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def reach_plan(cluster: Cluster) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """The addresses sealer writes for each host, which it must reach: the registry host's (every
+    host resolves the registry's name to it) and master0's (the API endpoint of every host but
+    the masters, which resolve it to themselves); and what each address is for."""
+    registry, master0 = cluster.registry_host, cluster.masters[0].address
+    uses = {registry: "the registry host", master0: "the API endpoint"}
+    if registry == master0:
+        uses = {registry: "the registry host and the API endpoint"}
+    plan = {}
+    for host in cluster.hosts:
+        wanted = [registry] + ([master0] if host.role != "master" else [])
+        plan[host.address] = tuple(dict.fromkeys(a for a in wanted if a != host.address))
+    return plan, uses
+
+
 def detect_with_sudo(
-    hosts: list[Host], known: KnownHosts, become_password: BecomePassword, given: str | None = None
-) -> tuple[dict[str, HostFacts], str | None]:
+    hosts: list[Host], known: KnownHosts, become_password: BecomePassword, given: str | None = None,
+    reach: dict[str, tuple[str, ...]] | None = None,
+) -> tuple[dict[str, HostFacts], str | None]:  # fmt: skip
     """Every host's facts, and sudo's password when a host's sudo asks for one (else None);
-    ``given``: the password an inventory gave (ansible_become_password), tried first."""
+    ``given``: the password an inventory gave (ansible_become_password), tried first; ``reach``:
+    as detect() takes it."""
     try:
-        return detect(hosts, known, given), given
+        return detect(hosts, known, given, reach), given
     except HostsError as err:
         if given is not None or not err.errors or not all(isinstance(e, SudoPasswordNeeded) for e in err.errors):
             raise
         password = become_password()
         if password is None:
             raise
-        return detect(hosts, known, password), password
+        return detect(hosts, known, password, reach), password
 
 
 def run_cluster(store: Store, cluster: Cluster, reporter: Reporter, options: RunOptions = DEFAULT_RUN) -> RunResult:
@@ -259,10 +276,14 @@ def prepare_cluster(
             raise SealerError(f"cluster {cluster.name} exists with other hosts: {changes}")
     known = KnownHosts(work / "known_hosts", strict=options.strict_host_keys)
     with reporter.task(f"detecting the platform of {len(cluster.hosts)} hosts"):
-        facts, password = detect_with_sudo(cluster.hosts, known, options.become_password, cluster.become_password)
+        reach, uses = reach_plan(cluster)
+        facts, password = detect_with_sudo(
+            cluster.hosts, known, options.become_password, cluster.become_password, reach
+        )  # fmt: skip
     for address, fact in facts.items():
         reporter.note(f"{address}: {fact.platform} ({fact.hostname})")
     check_owners(cluster.name, facts)
+    check_reach(facts, uses)
     image_ids = check_platforms(image, facts)
     check_kubeadm_config(store, image, cluster, facts)
     with_password = [h for h in cluster.hosts if h.ssh.pk is None]
