@@ -15,6 +15,8 @@ from typing import Any
 SECRET_FLAGS = ("--token", "--discovery-token-ca-cert-hash", "--certificate-key")
 HIDDEN = "<redacted>"
 TAIL_LINES = 8
+# sealer shows a failure's first 500 characters: the end of kubeadm's output is what says why
+TAIL_CHARS = 420
 _PATTERNS = (
     re.compile(r"sha256:[A-Fa-f0-9]{64}"),
     re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b"),
@@ -56,8 +58,10 @@ def join_failure(result: Any, command: str = "", lines: int = TAIL_LINES) -> str
     texts = (str(result.get("stdout") or ""), str(result.get("stderr") or ""))
     kept = [line.rstrip() for text in texts for line in text.splitlines()]
     kept = [line for line in kept if line.strip() and not _SSH_NOISE.match(line.strip())]
-    said = " | ".join(kept[-int(lines) :]) if kept else "no output"
-    return redact(f"kubeadm join exited {result.get('rc', '?')}: {said}", command)
+    said = redact(" | ".join(kept[-int(lines) :]), command) if kept else "no output"
+    if len(said) > TAIL_CHARS:
+        said = "..." + said[-TAIL_CHARS:]
+    return f"kubeadm join exited {result.get('rc', '?')}: {said}"
 
 
 class FilterModule:

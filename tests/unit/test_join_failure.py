@@ -59,6 +59,9 @@ def test_the_secrets_are_removed_by_their_form_when_the_command_is_not_given() -
     assert module.join_failure({"rc": 1}) == "kubeadm join exited 1: no output"
     long = "\n".join(f"line {i}" for i in range(20))
     assert module.join_failure({"rc": 1, "stdout": long}, lines=2) == "kubeadm join exited 1: line 18 | line 19"
+    # long lines: their end is kept, what says why, within what sealer shows of a failure
+    wordy = module.join_failure({"rc": 1, "stdout": "x" * 2000 + f"\nthe end {TOKEN}"})
+    assert len(wordy) < 500 and wordy.endswith("the end <redacted>") and TOKEN[:10] not in wordy
 
 
 def test_the_join_tasks_keep_their_commands_out_of_the_logs_and_the_next_task_reports() -> None:
