@@ -6,13 +6,13 @@
 from __future__ import annotations
 
 import re
-import shlex
 import subprocess
 from typing import Any
 
 from ansible.plugins.action import ActionBase
 
 REPORT_VERSION = 1
+# the files sent, named in the report: the first ones (paths_truncated says whether there were more)
 PATHS_KEPT = 100
 # rsync --out-format: every item rsync sends, deletes or changes, one line each
 ITEM = "sealer-item "
@@ -71,6 +71,7 @@ def parse(stdout: str, stderr: str) -> dict[str, Any]:
         if match:
             report[_STAT_KEYS[match.group(1)]] = int(match.group(2).replace(",", ""))
     report["files"] = max(report["files"], sent)
+    report["paths_truncated"] = sent > len(report["paths"])
     for line in stderr.splitlines():
         if not line.startswith(EVENT):
             continue
@@ -124,12 +125,9 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
         report.update(kind=str(args["kind"]), rc=proc.returncode, dry_run=dry_run)
         report["error"] = reason(proc.stdout, proc.stderr, proc.returncode) if proc.returncode else ""
         events = any(report[name.replace("-", "_")] for name in EVENTS) or report["stopped"]
-        result.update(
-            changed=bool(report["items"] or events),
-            rc=proc.returncode,
-            cmd=shlex.join(command),
-            sealer=report,
-        )
+        # the command line is not returned: the receiving shell's script makes it long, and every
+        # host's result of every run would carry it into the artifacts; rsync's own words are in error
+        result.update(changed=bool(report["items"] or events), rc=proc.returncode, sealer=report)
         if proc.returncode:
             result.update(failed=True, msg=report["error"])
         return result

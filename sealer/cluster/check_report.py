@@ -14,7 +14,6 @@ from typing import Any
 
 from sealer.cluster.results import HostReport, Reports
 
-PATHS_KEPT = 100  # per host, as the sync plugin keeps them
 REGISTRY_ROLE = "sealer_registry"
 
 
@@ -35,7 +34,8 @@ class HostCheck:
     rootfs_files: int = 0
     rootfs_bytes: int = 0
     rootfs_deleted: int = 0
-    rootfs_paths: list[str] = field(default_factory=list)
+    rootfs_paths: list[str] = field(default_factory=list)  # the first the sync plugin names
+    rootfs_paths_truncated: bool = False  # the transfer sends more files than it names
     configs: list[str] = field(default_factory=list)  # the paths sent that the Configs and env make
     script: str = "unknown"  # pending: the init script would run; done
     registry_files: int = 0
@@ -59,7 +59,8 @@ class HostCheck:
         return {
             "platform": self.platform,
             "rootfs": {"files": self.rootfs_files, "bytes": self.rootfs_bytes, "deleted": self.rootfs_deleted,
-                       "paths": list(self.rootfs_paths), "script": self.script},
+                       "paths": list(self.rootfs_paths), "pathsTruncated": self.rootfs_paths_truncated,
+                       "script": self.script},
             "configs": list(self.configs),
             "registry": {"files": self.registry_files, "bytes": self.registry_bytes, "action": self.registry_action},
             "init": self.init,
@@ -92,7 +93,8 @@ def host_check(host: str, platform: str, reports: Reports, topology: Topology, c
         row.rootfs_files = rootfs.number("files")
         row.rootfs_bytes = rootfs.number("bytes")
         row.rootfs_deleted = rootfs.number("deleted")
-        row.rootfs_paths = rootfs.strings("paths")[:PATHS_KEPT]
+        row.rootfs_paths = rootfs.strings("paths")
+        row.rootfs_paths_truncated = rootfs.flag("paths_truncated")
         row.script = "pending" if rootfs.flag("would_initialise") else "done"
         own = topology.customized.get(host, frozenset())
         row.configs = [p for p in rootfs.strings("paths") if p in own]

@@ -8,7 +8,10 @@ after; last the new image's commands run, the old rootfs and images go, and the 
 the new image. Each step on a host is the collection's playbook ``sealer.cluster.upgrade``; how
 far each host got is saved (``upgrade.json`` in the cluster's directory) after every step, so that
 the first failure, or a signal, stops the roll with the hosts not reached untouched, and running
-the same upgrade again resumes it.
+the same upgrade again resumes it. The cluster's plugins of phase PreUpgrade run once every host
+has the new rootfs, before the first host is drained; those of PostUpgrade after the last host is
+Ready at the new version and the new image's commands ran, before the cluster records the new
+image (upgrade_hooks.py).
 """
 
 from __future__ import annotations
@@ -30,12 +33,12 @@ import yaml
 from sealer._fs import atomic_write
 from sealer.cluster.become import password_socket
 from sealer.cluster.clusterfile import Cluster
-from sealer.cluster.deploy import platform_mounts, prepare_cluster
+from sealer.cluster.deploy import customize_run, platform_mounts, prepare_cluster
 from sealer.cluster.options import BecomePassword, RunOptions, no_become_password
-from sealer.cluster.plugins import OPERATIONS
 from sealer.cluster.prepare import registry_trees
 from sealer.cluster.runner import PlaybookOptions, PlaybookResult, run_playbook
 from sealer.cluster.state import UPGRADE_PROGRESS, cluster_lock, clusters_dir, load_state, resolve_name, save_state
+from sealer.cluster.upgrade_hooks import HOOKS, add_to_plan, hook_plan, new_image_plugins
 from sealer.cluster.upgrade_plan import Plan, PlanInput, make_plan
 from sealer.errors import DeployError, SealerError
 from sealer.oci.platform import Platform
@@ -51,8 +54,6 @@ PROGRESS = UPGRADE_PROGRESS
 UNION_TREE = "registry-upgrade"
 # what each step of a host's upgrade reports when it is done (roles/sealer_upgrade), in order
 STEPS = ("drained", "switched", "kubeadm", "kubelet", "uncordoned", "ready")
-# the phases of the upgrade operation, where its plugins run (sealer/cluster/plugins.py)
-HOOKS = tuple(step for step in OPERATIONS["upgrade"] if not step.startswith("@"))
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ def platform_ids(image: Image) -> dict[str, str]:
 
 
 def plan_upgrade(store: Store, request: UpgradeRequest) -> tuple[Plan, Cluster, Image]:
-    """The plan, after every check that needs no host (a refusal raises)."""
+    """The plan, after every check that needs no host (a refusal raises), with the plugins each
+    upgrade phase runs (the saved Clusterfile's and the new image's)."""
     name = resolve_name(store, request.cluster)
     cdir = clusters_dir(store) / name
     cluster = load_state(store, name)
@@ -139,7 +141,10 @@ def plan_upgrade(store: Store, request: UpgradeRequest) -> tuple[Plan, Cluster, 
         hosts = {}
     done = frozenset(a for a, step in hosts.items() if step == "done")
     given = PlanInput(cluster, old, new, platforms, done, request.max_unavailable, request.drain)
-    return make_plan(store, given), cluster, new
+    plan = make_plan(store, given)
+    image_plugins = new_image_plugins(store, new.for_platform(platforms[cluster.masters[0].address]), cluster.env)
+    add_to_plan(plan, hook_plan(cluster, image_plugins))
+    return plan, cluster, new
 
 
 def upgrade_cluster(
@@ -167,6 +172,7 @@ class _Roll:
     hosts: dict[str, str]
     reporter: Reporter
     result: UpgradeResult
+    hooks: frozenset[str] = frozenset()  # the upgrade phases that have plugins to run
 
     def play(self, tags: str, limit: str | None = None, **extra: Any) -> PlaybookResult:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -210,6 +216,9 @@ def _roll(
         for platform, target in platform_mounts(cdir, ready.facts).items():
             with reporter.task(f"mounting the {platform} rootfs of {new.name}"):
                 stack.enter_context(mounted_rootfs(store, new.for_platform(platform), target))
+        with reporter.task("applying the Configs and env to the new rootfs, and planning the plugins"):
+            ready.customized = customize_run(cluster, ready, cdir, "upgrade", [])
+        planned = ready.inventory["all"]["vars"]["sealer_plugins_plan"]
         extravars: dict[str, Any] = {
             "sealer_upgrade_version": plan.new_version,
             "sealer_upgrade_drain_flags": plan.drain_flags,
@@ -218,19 +227,23 @@ def _roll(
         }
         if ready.become_password is not None:
             extravars.update(stack.enter_context(password_socket(ready.become_password)))
-        roll = _Roll(cdir, plan, extravars, ids, hosts, reporter, result)
+        hooks = frozenset(phase for phase in HOOKS if planned.get(phase))
+        roll = _Roll(cdir, plan, extravars, ids, hosts, reporter, result, hooks)
         save_progress(cdir, plan.new_image, ids, hosts)
-        hook(cluster, "PreUpgrade")
         with deferred_signals() as interrupted:
             _stage(roll, union if trees else None)
-            _stop_if(roll, interrupted, [h.address for h in plan.hosts if not h.done])
+            waiting = [h.address for h in plan.hosts if roll.hosts.get(h.address) != "done"]
+            _stop_if(roll, interrupted, waiting)
+            if waiting:  # a resumed upgrade whose hosts are all done has no host to run it before
+                _plugins(roll, "PreUpgrade", waiting)
+                _stop_if(roll, interrupted, waiting)
             _hosts(roll, interrupted)
         _finish(roll)
+        _plugins(roll, "PostUpgrade", [])
     cluster.image = Reference.parse(plan.new_image)
     save_state(cdir, cluster)
     (cdir / PROGRESS).unlink(missing_ok=True)
     shutil.rmtree(union, ignore_errors=True)
-    hook(cluster, "PostUpgrade")
 
 
 @contextlib.contextmanager
@@ -257,12 +270,17 @@ def deferred_signals() -> Iterator[Callable[[], int | None]]:
             signal.signal(signum, handler)
 
 
-def hook(cluster: Cluster, phase: str) -> None:
-    """Where the plugins of the upgrade operation's phases run (PreUpgrade before the first host
-    is staged, PostUpgrade once the cluster records the new image); running them comes with the
-    plugins' runner, which the other operations share."""
+def _plugins(roll: _Roll, phase: str, waiting: list[str]) -> None:
+    """The plugins of an upgrade phase (the play tagged with the phase's name in lower case); a
+    failing one stops the roll, ``waiting`` the hosts not upgraded yet."""
     if phase not in HOOKS:
         raise ValueError(f"{phase} is not a phase of the upgrade ({', '.join(HOOKS)})")
+    if phase not in roll.hooks:
+        return
+    with roll.reporter.task(f"running the plugins of phase {phase}"):
+        result = roll.play(phase.lower())
+    if result.failures:
+        raise roll.stop(result, waiting)
 
 
 def _stage(roll: _Roll, union: Path | None) -> None:

@@ -131,6 +131,8 @@ class Plan:
     hosts: list[HostPlan] = field(default_factory=list)
     before: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
+    # each upgrade phase's plugins (upgrade_hooks.py): name, type, where, hosts, labels
+    plugins: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def drain_flags(self) -> list[str]:
@@ -149,7 +151,7 @@ class Plan:
         return {"cluster": self.cluster, "from": {"image": self.old_image, "kubernetes": self.old_version},
                 "to": {"image": self.new_image, "kubernetes": self.new_version}, "kubeadm": self.kubeadm,
                 "drain": self.drain, "before": self.before, "hosts": [h.to_json() for h in self.hosts],
-                "after": self.after}  # fmt: skip
+                "after": self.after, "plugins": self.plugins}  # fmt: skip
 
 
 @dataclass(frozen=True)

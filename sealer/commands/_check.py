@@ -71,7 +71,8 @@ def print_check(result: RunResult, output: str, diff: bool) -> None:
             out.write("".join(f"  {p}\n" for p in paths[:PATHS_SHOWN]))
             out.write(f"  ... and {more} more\n" if more > 0 else "")
         if r["configs"]:
-            out.write(f"{r['address']}: of which the Configs and env make: {', '.join(r['configs'])}\n")
+            among = f" (of the first {len(paths)} files named)" if r["rootfs"]["pathsTruncated"] else ""
+            out.write(f"{r['address']}: of which the Configs and env make{among}: {', '.join(r['configs'])}\n")
         if r["rootfs"]["script"] == "pending":
             out.write(f"{r['address']}: the image's init script would run\n")
         for task in r["wouldChange"]:

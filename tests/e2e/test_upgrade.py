@@ -1,7 +1,9 @@
 """sealer upgrade on the sandbox, mixed architectures: a cluster of the example app on the base at
 v1.19.8 (2 masters amd64 and arm64, 2 nodes arm64 and amd64) moved to an app on the base at
-v1.20.15, through a failure injected on the second master and the re-run that resumes; and what
-is refused before any host is reached."""
+v1.20.15, through a failing PreUpgrade plugin, a failure injected on the second master and the
+re-run that resumes; and what is refused before any host is reached. The cluster's Clusterfile
+has a PreUpgrade SHELL plugin, the new app image a PostUpgrade one: both write a line into the
+stand-ins' call log on every host, whose order says when they ran."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Sandbox, SandboxHost, cluster_dir, run_cluster, skopeo_raw, standin_log
+from tests.e2e.conftest import Sandbox, SandboxHost, cluster_dir, skopeo_raw, standin_log
 from tests.helpers import EXAMPLES, Sealer, copy_tree
 
 CLUSTER = "upg"
@@ -24,16 +26,62 @@ SKIP = "upgrade-app:v1.22.3"
 DASHBOARD = "kubernetesui/dashboard:v2.5.1"  # in the old app's images only
 FAIL = "/etc/kubernetes/standin-fail-upgrade"
 CERTS = "/etc/containerd/certs.d"
+PRE_FAIL = "/etc/kubernetes/standin-fail-preupgrade"
+PRE, POST = "plugin pre-upgrade", "plugin post-upgrade"
+# the image's own plugin (plugins/upgrade.yaml of the new app): runs in the rootfs directory
+POST_UPGRADE = """apiVersion: sealer.aliyun.com/v1alpha1
+kind: Plugin
+metadata:
+  name: post-upgrade
+spec:
+  type: SHELL
+  action: PostUpgrade
+  data: |
+    echo "$(date +%s) plugin post-upgrade $HostIP $(cat etc/kube-version)" >> ../standin-calls.log
+"""
 
 
-def app(tmp: Path, base: str, dashboard: bool) -> Path:
-    """The example app on another base; without the dashboard, whose image the new app lacks."""
+def clusterfile(masters: list[SandboxHost], workers: list[SandboxHost]) -> str:
+    """The cluster, with a PreUpgrade plugin that fails on a host holding PRE_FAIL."""
+    return f"""apiVersion: sealer.cloud/v2
+kind: Cluster
+metadata:
+  name: {CLUSTER}
+spec:
+  image: {OLD}
+  ssh:
+    pk: {masters[0].key}
+  hosts:
+    - ips: [{", ".join(h.address for h in masters)}]
+      roles: [master]
+    - ips: [{", ".join(h.address for h in workers)}]
+      roles: [node]
+---
+apiVersion: sealer.aliyun.com/v1alpha1
+kind: Plugin
+metadata:
+  name: pre-upgrade
+spec:
+  type: SHELL
+  action: PreUpgrade
+  data: |
+    if [ -e {PRE_FAIL} ]; then echo "not ready for an upgrade" >&2; exit 3; fi
+    echo "$(date +%s) plugin pre-upgrade $HostIP $(cat etc/kube-version)" >> ../standin-calls.log
+"""
+
+
+def app(tmp: Path, base: str, dashboard: bool, plugin: str = "") -> Path:
+    """The example app on another base; without the dashboard, whose image the new app lacks;
+    with ``plugin`` as its own plugins/upgrade.yaml."""
     context = tmp / f"app-{base.replace(':', '-')}"
     copy_tree(EXAMPLES / "multi-arch", context)
     lines = (context / "Kubefile").read_text().splitlines()
     lines = [f"FROM {base}" if line.startswith("FROM ") else line for line in lines]
     if not dashboard:
         lines = [line for line in lines if "dashborad" not in line]
+    if plugin:
+        (context / "upgrade.yaml").write_text(plugin)
+        lines.append("COPY upgrade.yaml plugins")
     (context / "Kubefile").write_text("\n".join(lines) + "\n")
     return context
 
@@ -50,7 +98,8 @@ def upgrade_store(tmp_path_factory: pytest.TempPathFactory, prepared_examples: P
         store.run("build", "--platform", platforms, "--build-arg", f"KUBE_VERSION={version}",
                   "-t", f"kubernetes:{version}", base)  # fmt: skip
     store.run("build", "--platform", platforms, "-t", OLD, str(prepared_examples / "multi-arch"))
-    store.run("build", "--platform", platforms, "-t", NEW, str(app(tmp, "kubernetes:v1.20.15", dashboard=False)))
+    new_app = app(tmp, "kubernetes:v1.20.15", dashboard=False, plugin=POST_UPGRADE)
+    store.run("build", "--platform", platforms, "-t", NEW, str(new_app))
     store.run("build", "--platform", platforms, "-t", SKIP, str(app(tmp, "kubernetes:v1.22.3", dashboard=False)))
     print(f"building 3 bases and 3 apps: {time.monotonic() - started:.0f} s")
     return store
@@ -77,19 +126,25 @@ def pull(host: SandboxHost, ref: str) -> subprocess.CompletedProcess[str]:
     return host.ssh(f"ctr -n k8s.io images pull --hosts-dir {CERTS} {shlex.quote(ref)} >/dev/null", check=False)
 
 
+def marks(host: SandboxHost, what: str) -> list[int]:
+    """Where in the host's call log ``what`` (a plugin's line, a call's pattern) appears."""
+    return [i for i, (_t, c) in enumerate(standin_log(host, CLUSTER)) if re.search(what, c)]
+
+
 def test_upgrade_rolls_masters_then_nodes_stops_at_a_failure_and_resumes(
-    upgrade_store: Sealer, sandbox: Sandbox
+    upgrade_store: Sealer, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     store = upgrade_store
     h = sandbox.hosts
     masters, workers = [h[0], h[1]], [h[3], h[2]]  # amd64, arm64; arm64, amd64
     everyone = masters + workers
-    run_cluster(store, CLUSTER, masters, workers, image=OLD)
+    (tmp_path / "Clusterfile").write_text(clusterfile(masters, workers))
+    store.run("run", "-f", str(tmp_path / "Clusterfile"), "--output", "json")
     try:
         _upgrade(store, masters, workers, everyone)
     finally:
         for host in everyone:
-            host.ssh(f"rm -f {FAIL}")
+            host.ssh(f"rm -f {FAIL} {PRE_FAIL}")
         store.run("delete", "--all", "--cluster", CLUSTER, check=False)
 
 
@@ -121,8 +176,32 @@ def _upgrade(
     assert "kubeadm upgrade node" in plan["hosts"][1]["steps"]
     assert any("--delete-local-data" in s for s in plan["hosts"][2]["steps"])
     assert [x["batch"] for x in plan["hosts"]] == [0, 1, 2, 3]
+    # the plugins of each phase: the saved Clusterfile's, and the new image's own
+    everyone_at = [x.address for x in everyone]
+    assert [(p["name"], p["type"], p["hosts"]) for p in plan["plugins"]["PreUpgrade"]] == [
+        ("pre-upgrade", "SHELL", everyone_at)
+    ]
+    assert [(p["name"], p["where"]) for p in plan["plugins"]["PostUpgrade"]] == [
+        ("post-upgrade", "plugins/upgrade.yaml:1")
+    ]
+    assert "data" not in plan["plugins"]["PreUpgrade"][0]
+    text = store.run("upgrade", NEW, "--cluster", CLUSTER, "--check").stdout
+    assert "plugin pre-upgrade (SHELL, " in text and "runs in PreUpgrade on " + ", ".join(everyone_at) in text, text
+    assert text.index("runs in PreUpgrade") < text.index("1. ") < text.index("runs in PostUpgrade"), text
     assert runs(store) == before_runs
     assert {host.address: standin_log(host, CLUSTER) for host in everyone} == logs
+
+    # a failing PreUpgrade plugin stops the upgrade before any host is drained or upgraded
+    masters[1].ssh(f"touch {PRE_FAIL}")
+    refused = store.run("upgrade", NEW, "--cluster", CLUSTER, "--yes", check=False)
+    masters[1].ssh(f"rm -f {PRE_FAIL}")
+    assert refused.returncode != 0
+    assert "plugin pre-upgrade" in refused.stderr and masters[1].address in refused.stderr, refused.stderr
+    assert "PreUpgrade" in refused.stderr and "not ready for an upgrade" in refused.stderr, refused.stderr
+    assert set(versions(master0).values()) == {"v1.19.8"}
+    for host in everyone:
+        assert not marks(host, r"^kubeadm\S* upgrade|^kubectl\S* drain "), host.address
+    assert store.json("ps", "--cluster", CLUSTER, "--output", "json")[0]["image"] == OLD
 
     # a failure injected on the second master: master0 upgraded, the roll stops there
     masters[1].ssh(f"touch {FAIL}")
@@ -137,6 +216,12 @@ def _upgrade(
     assert seen[masters[1].name] == seen[workers[0].name] == seen[workers[1].name] == "v1.19.8", seen
     for worker in workers:
         assert not kube_calls(worker, r"^kubeadm\S* upgrade"), worker.address
+    # PreUpgrade ran on every host before master0 drained anyone, in the old rootfs; no PostUpgrade
+    first_drain = marks(master0, r"^kubectl\S* drain ")[0]
+    assert [i for i in marks(master0, PRE) if i < first_drain], standin_log(master0, CLUSTER)
+    for host in everyone:
+        assert any(c.endswith(f"{PRE} {host.address} v1.19.8") for _t, c in standin_log(host, CLUSTER)), host.address
+        assert not marks(host, POST), host.address
     assert not [c for _t, c in standin_log(master0, CLUSTER) if " drain " in c and any(w.name in c for w in workers)]
     ps = store.json("ps", "--cluster", CLUSTER, "--output", "json")[0]
     assert ps["image"] == OLD  # the saved cluster keeps the old image
@@ -176,6 +261,15 @@ def _upgrade(
     assert all(len(node_upgrades[w.address]) == 1 for w in workers)
     assert applied[0][0] <= min(t for calls in node_upgrades.values() for t, _c in calls)
     assert node_upgrades[masters[1].address][-1][0] <= min(node_upgrades[w.address][0][0] for w in workers)
+    # PreUpgrade before each host's kubeadm upgrade, the new image's PostUpgrade once after the last
+    # host is Ready (master0 waited for it last) and in the new rootfs
+    for host in everyone:
+        upgraded = marks(host, r"^kubeadm\S* upgrade (apply|node)")
+        assert marks(host, PRE)[0] < upgraded[0], host.address
+        post = marks(host, POST)
+        assert len(post) == 1 and post[0] > upgraded[-1], (host.address, standin_log(host, CLUSTER))
+        assert standin_log(host, CLUSTER)[post[0]][1] == f"{POST} {host.address} v1.20.15"
+    assert marks(master0, POST)[0] > marks(master0, rf"^kubectl\S* uncordon {re.escape(n1)}")[-1]
 
     # the saved cluster records the new image; the old rootfs and the old app's images are gone
     ps = store.json("ps", "--cluster", CLUSTER, "--output", "json")[0]

@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from sealer.cluster.results import REPORT_VERSION, host_report
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def plugin(name: str) -> ModuleType:
+def plugin(name: str, base: type = object) -> ModuleType:
     """A plugin's module, its parsing functions tested alone: Ansible itself is not imported here,
     since it reads its settings once per process, at its first import (sealer's inventory reading
     sets some for that import: tests/unit/test_inventory_file.py)."""
@@ -25,7 +26,7 @@ def plugin(name: str) -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     stub = ModuleType("ansible.plugins.action")
-    stub.ActionBase = object  # type: ignore[attr-defined]
+    stub.ActionBase = base  # type: ignore[attr-defined]
     names = ("ansible", "ansible.plugins", "ansible.plugins.action")
     saved = {n: sys.modules.get(n) for n in names}
     sys.modules.update({n: ModuleType(n) for n in names[:2]} | {names[2]: stub})
@@ -102,6 +103,39 @@ def test_a_file_changed_in_place_is_found_and_repaired_by_content_alone(trees: t
     assert repaired["paths"] == ["bin/helm"]
     assert helm.read_bytes() == (src / "bin" / "helm").read_bytes()
     assert "--checksum" not in SYNC.rsync_command({"src": "a", "dest": "b", "target": "x", "rsh": "ssh"}, False)
+
+
+def test_the_report_names_the_first_paths_sent_and_says_when_there_were_more() -> None:
+    lines = "".join(f"sealer-item >f+++++++++ f{i}\n" for i in range(SYNC.PATHS_KEPT + 5))
+    many = SYNC.parse(lines, "")
+    assert many["files"] == SYNC.PATHS_KEPT + 5 and len(many["paths"]) == SYNC.PATHS_KEPT
+    assert many["paths_truncated"] is True
+    few = SYNC.parse("sealer-item >f+++++++++ a\nsealer-item cd+++++++++ d/\n", "")
+    assert few["paths"] == ["a"] and few["paths_truncated"] is False
+
+
+def test_the_actions_result_carries_the_report_and_not_the_command_line(
+    trees: tuple[Path, Path], tmp_path: Path
+) -> None:
+    class Base:
+        def run(self, tmp: Any = None, task_vars: Any = None) -> dict[str, Any]:
+            return {}
+
+    module = plugin("sync", Base)
+    rsh = tmp_path / "rsh"  # the "host" is this machine: rsync's remote command runs here
+    rsh.write_text('#!/bin/sh\nshift\nexec sh -c "$*"\n')
+    rsh.chmod(0o755)
+    src, dest = trees
+    action = module.ActionModule()
+    long_script = "x" * 5000  # as the receiving shell's script makes --rsync-path long
+    action._task = SimpleNamespace(args={"src": f"{src}/", "dest": f"{dest}/", "target": "host", "rsh": str(rsh),
+                                         "kind": "rootfs", "rsync_path": f"{long_script}=; rsync"})  # fmt: skip
+    action._play_context = SimpleNamespace(check_mode=False)
+    result = action.run(task_vars={})
+    assert result["rc"] == 0 and result["changed"], result
+    assert result["sealer"]["files"] == 2 and result["sealer"]["paths_truncated"] is False
+    assert "cmd" not in result and long_script not in repr(result)
+    assert (dest / "bin" / "helm").is_file()
 
 
 def test_a_failed_rsync_is_named_by_its_own_words() -> None:

@@ -191,6 +191,11 @@ def test_the_check_report_names_the_files_the_configs_make() -> None:
     topology = Topology(MASTER, MASTER, frozenset({MASTER}), {MASTER: frozenset({"charts/db/values.yaml", "x"})})
     row = host_check(MASTER, "linux/amd64", reports, topology, set())
     assert row.configs == ["charts/db/values.yaml"] and row.to_json()["configs"] == row.configs
+    assert row.to_json()["rootfs"]["pathsTruncated"] is False
+    # a transfer of more files than the sync plugin names says so, and the paths stay as named
+    reports.add(HostReport(NODE, "rootfs", {"v": 1, "files": 500, "paths": paths, "paths_truncated": True}))
+    row = host_check(NODE, "linux/amd64", reports, topology, set())
+    assert row.rootfs_paths == paths and row.to_json()["rootfs"]["pathsTruncated"] is True
 
 
 def test_a_scripts_env_is_quoted_for_the_shell_and_read_back_whole(tmp_path: Path) -> None:
