@@ -258,6 +258,10 @@ READY_TIMEOUT = click.option(
 @click.option("--strict-host-keys", is_flag=True, help="Refuse hosts whose key is not known yet.")
 @click.option("--check", is_flag=True, help="Change nothing: say, per host, what a run would change.")
 @click.option("--diff", is_flag=True, help="With --check: show the differences of the files a run would change.")
+@click.option(
+    "--verify", is_flag=True,
+    help="Compare every rootfs file by content (checksums; slower), repair each that differs and name it.",
+)  # fmt: skip
 @BASTION
 @click.option(
     "--distribution", type=click.Choice(["rsync", "swarm", "auto"]),
@@ -268,8 +272,8 @@ READY_TIMEOUT = click.option(
 @OUTPUT
 def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: str | None, inventory: str | None,
         user: str, password: str | None, pk: str | None, port: int, name: str | None, strict_host_keys: bool,
-        check: bool, diff: bool, bastion: str | None, distribution: str | None, ready_timeout: int | None,
-        output: str) -> None:  # fmt: skip
+        check: bool, diff: bool, verify: bool, bastion: str | None, distribution: str | None,
+        ready_timeout: int | None, output: str) -> None:  # fmt: skip
     """Run an image on hosts: each gets the rootfs of its own platform.
 
     With --cluster of a running cluster and no hosts: an app image built FROM its image."""
@@ -278,8 +282,19 @@ def run(image: str | None, masters: str | None, nodes: str | None, clusterfile: 
     if clusterfile:
         cmd.refuse_ssh_flags(_given(("user", "-u"), ("password", "-p"), ("pk", "--pk"), ("port", "--port")))
     args = cmd.RunArgs(image, masters, nodes, clusterfile, inventory, user, password, pk, port, name, bastion,
-                       strict_host_keys, check, diff, distribution, output, ready_timeout)  # fmt: skip
+                       strict_host_keys, check, diff, distribution, output, ready_timeout, verify)  # fmt: skip
     cmd.run(cmd.load_cluster(args), args)
+
+
+@cli.command()
+@click.option("--cluster", "name", help="The cluster (default: the only one).")
+@click.option("--strict-host-keys", is_flag=True, help="Refuse hosts whose key is not known yet.")
+@OUTPUT
+def verify(name: str | None, strict_host_keys: bool, output: str) -> None:
+    """Compare every host's rootfs with the cluster's image by content; change nothing (exit 1 when any differs)."""
+    from sealer.commands import verify as cmd
+
+    cmd.verify(name, strict_host_keys, output)
 
 
 JOIN_BASTION = click.option(

@@ -120,6 +120,10 @@ class DeployError(SealerError):
     """The playbook failed; one line per host, task and reason."""
 
 
+class DriftError(SealerError):
+    """sealer verify: a host's rootfs differs from the cluster's image (its report says what)."""
+
+
 class SwarmError(SealerError):
     """The swarm delivery cannot start: a tool missing (controller, image), a tracker or seeder failing."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible import context
 from ansible.plugins.action import ActionBase
 from ansible.utils.unsafe_proxy import AnsibleUnsafeText
 
@@ -43,6 +44,10 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
         args = self._task.args
         playbook = str(args.get("playbook") or "run")
         sources = [str(s) for s in task_vars.get("ansible_inventory_sources") or []]
+        # the cluster's name as given: None when -e sealer_cluster is absent; the -e strings as
+        # typed, where Ansible drops the words after a space ("sealer_cluster=a b" arrives as a)
+        cluster = None if args.get("cluster") is None else str(args["cluster"])
+        typed = [str(e) for e in (context.CLIARGS.get("extra_vars") or ())]
         if playbook == "run" and self._play_context.check_mode:
             # preparing writes the cluster's state and mounts on the controller: a check must not
             result.update(failed=True, msg=(
@@ -50,11 +55,10 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
                 "sealer run IMAGE -i INVENTORY --check reports what a run would change"
             ))  # fmt: skip
         elif playbook == "run":
-            result.update(step("prepare_run", str(args.get("image") or ""), str(args.get("cluster") or ""),
-                                      sources))  # fmt: skip
+            result.update(step("prepare_run", str(args.get("image") or ""), cluster, sources, typed))
         elif playbook == "delete":
             play_hosts = [str(h) for h in task_vars.get("ansible_play_hosts_all") or []]
-            result.update(step("prepare_delete", str(args.get("cluster") or ""), sources, play_hosts))
+            result.update(step("prepare_delete", cluster, sources, play_hosts, typed))
         else:
             result.update(failed=True, msg=f"playbook must be run or delete, not {playbook!r}")
         result.setdefault("changed", not result.get("failed", False))

@@ -18,7 +18,7 @@ PATHS_KEPT = 100
 ITEM = "sealer-item "
 # what the receiving shell (the rootfs role's receive.sh.j2) says on its stderr
 EVENT = "sealer-event "
-EVENTS = frozenset(("created", "initialised", "stopped", "would-create", "would-initialise"))
+EVENTS = frozenset(("created", "initialised", "stopped", "swarm-removed", "would-create", "would-initialise"))
 _STAT = re.compile(
     r"^(Number of regular files transferred|Total transferred file size|Number of deleted files): ([0-9,]+)"
 )
@@ -39,6 +39,8 @@ def rsync_command(args: dict[str, Any], dry_run: bool) -> list[str]:
         command.append("--relative")
     if args.get("compress"):
         command.append("--compress")
+    if args.get("checksum"):  # by content: a file changed in place at the same size and time differs too
+        command.append("--checksum")
     if int(args.get("timeout") or 0):
         command.append(f"--timeout={int(args['timeout'])}")
     if dry_run:
@@ -94,7 +96,20 @@ def reason(stdout: str, stderr: str, rc: int) -> str:
 class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(
-        ("src", "dest", "target", "rsh", "rsync_path", "timeout", "exclude", "delete", "relative", "compress", "kind")
+        (
+            "src",
+            "dest",
+            "target",
+            "rsh",
+            "rsync_path",
+            "timeout",
+            "exclude",
+            "delete",
+            "relative",
+            "compress",
+            "checksum",
+            "kind",
+        )
     )
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -58,6 +58,12 @@ options:
     description: rsync's C(--compress).
     type: bool
     default: false
+  checksum:
+    description:
+      - rsync's C(--checksum) - files compared by content, not by size and modification time (every file is read on
+        both ends; slower).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -88,6 +94,7 @@ sealer:
     paths: {description: The first 100 files sent., type: list, elements: str}
     created: {description: The receiving shell made the destination., type: bool}
     initialised: {description: The receiving shell ran the image's init script., type: bool}
+    swarm_removed: {description: The receiving shell removed the swarm's directory an earlier run left., type: bool}
     would_create: {description: Check mode, the destination would be made., type: bool}
     would_initialise: {description: Check mode, the init script would run., type: bool}
     stopped: {description: Stale receivers the receiving shell stopped (pids)., type: list, elements: str}

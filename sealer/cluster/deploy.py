@@ -22,21 +22,21 @@ from sealer.cluster.become import password_socket
 from sealer.cluster.clusterfile import Cluster, Host
 from sealer.cluster.customize import Customized, customize
 from sealer.cluster.health import joined_problems
-from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, detect, on_every_host
+from sealer.cluster.hosts import HostFacts, KnownHosts, authorize_key, check_owners, check_reach, detect, on_every_host
 from sealer.cluster.inventory import build_inventory, dump_inventory, platform_groups, unsafe
 from sealer.cluster.new_state import DiscardedOnEarlyFailure
 from sealer.cluster.options import DEFAULT_RUN, BecomePassword, RunOptions
 from sealer.cluster.plugin_plan import operation_of, plugin_plan
 from sealer.cluster.plugins import check_addresses, load_image_plugins
 from sealer.cluster.prepare import check_kubeadm_config, prepare
-from sealer.cluster.runner import PlaybookOptions, PlaybookResult, run_playbook
+from sealer.cluster.runner import PlaybookOptions, PlaybookResult, end_playbooks, run_playbook
 from sealer.cluster.state import cluster_lock, clusters_dir, host_list_changes, load_state, save_state
 from sealer.cluster.swarm import Delivery, discard_swarm, missing_tool, running_swarm
 from sealer.cluster.swarm import plan as swarm_plan
-from sealer.errors import DeployError, HostError, HostsError, SealerError, SudoPasswordNeeded, SwarmError
+from sealer.errors import DeployError, HostError, HostsError, Interrupted, SealerError, SudoPasswordNeeded, SwarmError
 from sealer.names import check_name
 from sealer.oci.platform import Platform
-from sealer.progress import Reporter
+from sealer.progress import Reporter, SilentReporter
 from sealer.store.image import Image, get_image
 from sealer.store.layout import Store
 from sealer.store.mount import mounted_rootfs, unmount_all
@@ -87,20 +87,37 @@ def check_workdir(store: Store, cdir: Path) -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def reach_plan(cluster: Cluster) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """The addresses sealer writes for each host, which it must reach: the registry host's (every
+    host resolves the registry's name to it) and master0's (the API endpoint of every host but
+    the masters, which resolve it to themselves); and what each address is for."""
+    registry, master0 = cluster.registry_host, cluster.masters[0].address
+    uses = {registry: "the registry host", master0: "the API endpoint"}
+    if registry == master0:
+        uses = {registry: "the registry host and the API endpoint"}
+    plan = {}
+    for host in cluster.hosts:
+        wanted = [registry] + ([master0] if host.role != "master" else [])
+        plan[host.address] = tuple(dict.fromkeys(a for a in wanted if a != host.address))
+    return plan, uses
+
+
 def detect_with_sudo(
-    hosts: list[Host], known: KnownHosts, become_password: BecomePassword, given: str | None = None
-) -> tuple[dict[str, HostFacts], str | None]:
+    hosts: list[Host], known: KnownHosts, become_password: BecomePassword, given: str | None = None,
+    reach: dict[str, tuple[str, ...]] | None = None,
+) -> tuple[dict[str, HostFacts], str | None]:  # fmt: skip
     """Every host's facts, and sudo's password when a host's sudo asks for one (else None);
-    ``given``: the password an inventory gave (ansible_become_password), tried first."""
+    ``given``: the password an inventory gave (ansible_become_password), tried first; ``reach``:
+    as detect() takes it."""
     try:
-        return detect(hosts, known, given), given
+        return detect(hosts, known, given, reach), given
     except HostsError as err:
         if given is not None or not err.errors or not all(isinstance(e, SudoPasswordNeeded) for e in err.errors):
             raise
         password = become_password()
         if password is None:
             raise
-        return detect(hosts, known, password), password
+        return detect(hosts, known, password, reach), password
 
 
 def run_cluster(store: Store, cluster: Cluster, reporter: Reporter, options: RunOptions = DEFAULT_RUN) -> RunResult:
@@ -159,16 +176,48 @@ def play_run(
             extravars["sealer_rootfs_swarm"] = swarm
         if options.ready_timeout is not None:
             extravars["sealer_kubernetes_ready_timeout"] = options.ready_timeout
+        if options.verify:
+            extravars["sealer_rootfs_checksum"] = True
         prepared = time.monotonic() - started
         verb = "checking" if options.check else "running"
         with reporter.task(f"{verb} playbooks/run.yml on {len(cluster.hosts)} hosts"):
-            result = run_playbook(
-                "run", work / "inventory.yaml", run_dir, reporter,
-                PlaybookOptions(extravars=extravars, check=options.check, diff=options.diff),
-            )  # fmt: skip
+            try:
+                result = run_playbook(
+                    "run", work / "inventory.yaml", run_dir, reporter,
+                    PlaybookOptions(extravars=extravars, check=options.check, diff=options.diff),
+                )  # fmt: skip
+            except Interrupted:
+                if swarm:
+                    stop_swarm_on_hosts(work / "inventory.yaml", run_dir, sorted(swarm), extravars)
+                raise
     if result.failures:
         raise DeployError("\n".join(str(f) for f in result.failures) + f"\n(ansible-runner output in {run_dir})")
     return result, delivery_of(result, bool(swarm), prepared)
+
+
+# The rootfs role's last swarm task on its own: each host's aria2c stopped, the swarm's directory removed
+SWARM_STOP_PLAY = {
+    "name": "Stop the swarm of an interrupted run on its hosts",
+    "hosts": "all",
+    "gather_facts": False,
+    "tasks": [{
+        "name": "Stop aria2c and remove the swarm's files",
+        "ansible.builtin.include_role": {"name": "sealer.cluster.sealer_rootfs", "tasks_from": "swarm-stop"},
+    }],
+}  # fmt: skip
+
+
+def stop_swarm_on_hosts(inventory: Path, run_dir: Path, hosts: list[str], extravars: dict[str, object]) -> None:
+    """After an interrupt while the swarm ran (SIGINT, SIGTERM): the run's playbook ended, then
+    every swarm host's aria2c stopped and the swarm's directory removed, as the run would have
+    at its end (its log in ``run_dir``-swarm-stop). Best effort: a host that cannot be reached
+    keeps them until the next run's rootfs delivery removes them."""
+    end_playbooks()
+    with contextlib.suppress(SealerError, OSError):
+        run_playbook(
+            [SWARM_STOP_PLAY], inventory, run_dir.with_name(run_dir.name + "-swarm-stop"), SilentReporter(),
+            PlaybookOptions(extravars=extravars, limit=",".join(hosts)),
+        )  # fmt: skip
 
 
 @dataclass
@@ -227,9 +276,14 @@ def prepare_cluster(
             raise SealerError(f"cluster {cluster.name} exists with other hosts: {changes}")
     known = KnownHosts(work / "known_hosts", strict=options.strict_host_keys)
     with reporter.task(f"detecting the platform of {len(cluster.hosts)} hosts"):
-        facts, password = detect_with_sudo(cluster.hosts, known, options.become_password, cluster.become_password)
+        reach, uses = reach_plan(cluster)
+        facts, password = detect_with_sudo(
+            cluster.hosts, known, options.become_password, cluster.become_password, reach
+        )  # fmt: skip
     for address, fact in facts.items():
         reporter.note(f"{address}: {fact.platform} ({fact.hostname})")
+    check_owners(cluster.name, facts)
+    check_reach(facts, uses)
     image_ids = check_platforms(image, facts)
     check_kubeadm_config(store, image, cluster, facts)
     with_password = [h for h in cluster.hosts if h.ssh.pk is None]

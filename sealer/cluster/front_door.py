@@ -12,7 +12,8 @@ follow. ``sealer.cluster.finish`` unmounts the rootfs after the run, and after
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from sealer.cluster.inventory import load_inventory
 from sealer.cluster.inventory_file import InventoryFile, read_inventory_file
 from sealer.cluster.membership import delete_targets
 from sealer.cluster.runner import REMOTE_TMP
-from sealer.cluster.state import cluster_lock, clusters_dir, forget_hosts, load_state, resolve_name
+from sealer.cluster.state import cluster_lock, cluster_names, clusters_dir, forget_hosts, load_state, resolve_name
 from sealer.errors import SealerError
 from sealer.names import check_name
 from sealer.oci.reference import Reference
@@ -32,7 +33,30 @@ from sealer.store.image import get_image
 from sealer.store.layout import Store
 from sealer.store.mount import mount_rootfs, release_rootfs, unmount_all
 
-DEFAULT_CLUSTER = "my-cluster"  # as sealer run's --cluster
+
+def cluster_argument(playbook: str, given: str | None, typed: Sequence[str] = ()) -> str:
+    """The cluster's name the playbook was given with ``-e sealer_cluster=NAME``, required: absent,
+    empty, not a cluster's name, or cut short by Ansible (which parses ``-e "sealer_cluster=a b"``
+    as ``a`` and drops ``b``: ``typed`` holds the ``-e`` strings as the operator typed them) is a
+    SealerError in one line. A cluster's data, and the record of the cluster a host belongs to,
+    are named by it on every host: a default would silently make a second cluster."""
+    for text in typed:
+        if text.startswith("@") or text.lstrip().startswith(("{", "[")):
+            continue  # a file, or JSON/YAML: Ansible reads the value whole
+        try:
+            words = shlex.split(text)
+        except ValueError:
+            words = text.split()
+        named = [w for w in words if w.startswith("sealer_cluster=")]
+        stray = [w for w in words if "=" not in w]
+        if named and stray:
+            raise SealerError(
+                f"-e {text!r}: Ansible reads it as {named[-1]} and drops {' '.join(stray)!r}; a cluster's name is "
+                "a DNS label (lowercase letters, digits and '-')"
+            )
+    if given is None:
+        raise SealerError(f"sealer.cluster.{playbook} needs the cluster's name: -e sealer_cluster=NAME (no default)")
+    return check_name(given, "cluster", "sealer_cluster")
 
 
 def _inventory(sources: list[str]) -> InventoryFile:
@@ -72,11 +96,13 @@ def host_entries(inventory: dict[str, Any], names: dict[str, str], addresses: li
     return entries
 
 
-def prepare_run(store: Store, image: str, cluster_name: str, sources: list[str]) -> dict[str, Any]:
+def prepare_run(
+    store: Store, image: str, cluster_name: str | None, sources: list[str], typed: Sequence[str] = ()
+) -> dict[str, Any]:
     """What sealer run -i does before Ansible, for the inventory ``sources`` name; each
     platform's rootfs stays mounted until :func:`finish_run`. Returns the cluster's name and the
-    hosts' ``add_host`` arguments."""
-    name = check_name(cluster_name or DEFAULT_CLUSTER, "cluster", "sealer_cluster")
+    hosts' ``add_host`` arguments. ``cluster_name``/``typed``: as :func:`cluster_argument` takes them."""
+    name = cluster_argument("run", cluster_name, typed)
     if not image:
         raise SealerError("sealer.cluster.run needs the image: -e sealer_image=NAME")
     read = _inventory(sources)
@@ -105,13 +131,17 @@ def finish_run(store: Store, cluster_name: str) -> None:
             release_rootfs(target)
 
 
-def prepare_delete(store: Store, cluster_name: str, sources: list[str], play_hosts: list[str]) -> dict[str, Any]:
+def prepare_delete(
+    store: Store, cluster_name: str | None, sources: list[str], play_hosts: list[str], typed: Sequence[str] = ()
+) -> dict[str, Any]:
     """What sealer delete checks before Ansible, for the inventory's hosts the play runs on (all,
     or those of --limit). Returns the cluster's name and the hosts' ``add_host`` arguments."""
     try:
-        name = resolve_name(store, cluster_name or None)
+        name = resolve_name(store, cluster_argument("delete", cluster_name, typed))
     except SealerError as err:  # said for a playbook: its variable, not the sealer command's flag
-        raise SealerError(str(err).replace("with --cluster", "with -e sealer_cluster=NAME")) from err
+        known = ", ".join(cluster_names(store)) or "none"
+        said = str(err).replace("--cluster: ", "sealer_cluster: ")
+        raise SealerError(said if "(clusters: " in said else f"{said} (clusters: {known})") from err
     read = _inventory(sources)
     cluster = load_state(store, name)
     addresses = [a for a, n in read.names.items() if n in play_hosts]

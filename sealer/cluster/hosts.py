@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shlex
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,9 @@ import paramiko
 
 from sealer._fs import atomic_write
 from sealer.cluster.clusterfile import Bastion, Host
+from sealer.cluster.collection import shared_defaults
 from sealer.errors import HostError, HostsError, SealerError, SudoPasswordNeeded
+from sealer.names import is_dns_label
 from sealer.oci.platform import Platform
 
 # paramiko logs a host's failed handshake with a traceback from its transport thread; sealer
@@ -35,6 +38,28 @@ DETECT_COMMAND = (
     'while read -r l; do case "$l" in \'CPU architecture\'*) echo "$l"; break;; esac; done'
     " < /proc/cpuinfo 2>/dev/null; exit 0"
 )
+# A host belongs to one cluster: the preflight role records its name in this file of sealer's data
+# root before it changes anything, the reset role removes it. Detection reads it (a builtin).
+OWNER_RECORD = ".cluster"
+_OWNER_LINE = "sealer-cluster="
+
+
+_REACH_LINE = "sealer-reach="
+
+
+def detect_command(host: Host, reach: Sequence[str] = ()) -> str:
+    """DETECT_COMMAND, and the cluster the host's record names (a line ``sealer-cluster=NAME``);
+    for each address of ``reach``, whether the host has a route to it (``sealer-reach=ADDR``, and
+    ip's words when it has none; nothing where ip is missing)."""
+    root = str(host.vars.get("sealer_data_root") or shared_defaults()["sealer_data_root"])
+    record = shlex.quote(f"{root}/{OWNER_RECORD}")
+    read = f'c=; [ -r {record} ] && read -r c < {record}; [ -n "$c" ] && echo "{_OWNER_LINE}$c"; '
+    if reach:
+        read += (
+            f"if command -v ip >/dev/null 2>&1; then for a in {' '.join(shlex.quote(a) for a in reach)}; do "
+            f'r=$(ip route get "$a" 2>&1) && echo "{_REACH_LINE}$a" || echo "{_REACH_LINE}$a $r"; done; fi; '
+        )
+    return DETECT_COMMAND.removesuffix("exit 0") + read + "exit 0"
 
 
 # a login user other than root changes a host through sudo: it must have it, without a password
@@ -54,6 +79,9 @@ class HostFacts:
     platform: Platform
     hostname: str
     sudo: str = ""  # how the login user becomes root: "" (it is root), "nopasswd" or "password"
+    cluster: str = ""  # the cluster the host's record says it belongs to ("": none)
+    # the addresses the host has no route to (of those it was asked about), with ip's words
+    unreachable: tuple[tuple[str, str], ...] = ()
 
 
 class KnownHosts:
@@ -231,10 +259,12 @@ def run(
         channel.close()
 
 
-def detect_one(host: Host, known: KnownHosts, become_password: str | None = None) -> HostFacts:
+def detect_one(
+    host: Host, known: KnownHosts, become_password: str | None = None, reach: Sequence[str] = ()
+) -> HostFacts:
     transport = connect(host, known)
     try:
-        code, out, err = run(transport, DETECT_COMMAND)
+        code, out, err = run(transport, detect_command(host, reach))
         facts = parse_detection(host.address, code, out, err)
         if host.ssh.user != "root":
             facts = dataclasses.replace(facts, sudo=check_sudo(transport, host, become_password))
@@ -263,16 +293,48 @@ def check_sudo(transport: paramiko.Transport, host: Host, become_password: str |
     return "password"
 
 
+def check_owners(cluster: str, facts: dict[str, HostFacts]) -> None:
+    """Every host is free or already the named cluster's; a HostsError naming each host whose
+    record names another cluster (one host belongs to one cluster: its registry port, /etc/hosts
+    lines and container runtime are shared)."""
+    errors = [
+        HostError(address, f"belongs to cluster {fact.cluster if is_dns_label(fact.cluster) else repr(fact.cluster)}"
+                  f" (its {OWNER_RECORD} record says so); delete it from that cluster first")
+        for address, fact in sorted(facts.items())
+        if fact.cluster and fact.cluster != cluster
+    ]  # fmt: skip
+    if errors:
+        raise HostsError(errors)
+
+
+def check_reach(facts: dict[str, HostFacts], what: Mapping[str, str]) -> None:
+    """Every host has a route to each address it was asked about; a HostsError naming each host,
+    the address, what sealer writes it for (``what``: address to its use) and what ip said."""
+    errors = [
+        HostError(address, f"cannot reach {target}, {what.get(target, 'an address sealer writes for it')}: {said}")
+        for address, fact in sorted(facts.items())
+        for target, said in fact.unreachable
+    ]
+    if errors:
+        raise HostsError(errors)
+
+
 def parse_detection(address: str, code: int, out: str, err: str) -> HostFacts:
-    """What DETECT_COMMAND printed: ``uname -m``, the hostname, and for arm the CPU architecture line."""
-    lines = out.splitlines()
+    """What DETECT_COMMAND printed: ``uname -m``, the hostname, and for arm the CPU architecture
+    line; and the cluster the host's record names (detect_command)."""
+    lines = [line for line in out.splitlines() if not line.startswith((_OWNER_LINE, _REACH_LINE))]
+    owner = next((line.removeprefix(_OWNER_LINE) for line in out.splitlines() if line.startswith(_OWNER_LINE)), "")
+    reached = [
+        line.removeprefix(_REACH_LINE).partition(" ") for line in out.splitlines() if line.startswith(_REACH_LINE)
+    ]
+    unreachable = tuple((address, said.strip() or "no route") for address, sep, said in reached if sep)
     if code != 0 or len(lines) < 2 or not lines[0].strip():
         raise HostError(address, f"cannot read the machine type: {err.strip() or out.strip() or f'exit {code}'}")
     try:
         platform = Platform.from_uname(lines[0], "\n".join(lines[2:]))
     except SealerError as err_:
         raise HostError(address, str(err_)) from err_
-    return HostFacts(address, platform, lines[1].strip())
+    return HostFacts(address, platform, lines[1].strip(), cluster=owner.strip(), unreachable=unreachable)
 
 
 def authorize_key(host: Host, known: KnownHosts, public_key: str) -> None:
@@ -321,14 +383,18 @@ def check_bastions(hosts: list[Host], known: KnownHosts) -> None:
         raise HostsError(errors)
 
 
-def detect(hosts: list[Host], known: KnownHosts, become_password: str | None = None) -> dict[str, HostFacts]:
+def detect(
+    hosts: list[Host], known: KnownHosts, become_password: str | None = None,
+    reach: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, HostFacts]:  # fmt: skip
     """Every host's platform (and, for a login user other than root, its sudo), in parallel; any
-    failure raises HostsError naming each host (or the bastion they are behind)."""
+    failure raises HostsError naming each host (or the bastion they are behind). ``reach``: per
+    host, the addresses whose route it is asked about (HostFacts.unreachable)."""
     check_bastions(hosts, known)
     results: dict[str, HostFacts] = {}
 
     def one(host: Host) -> None:
-        results[host.address] = detect_one(host, known, become_password)
+        results[host.address] = detect_one(host, known, become_password, (reach or {}).get(host.address, ()))
 
     on_every_host(hosts, one)
     known.save()

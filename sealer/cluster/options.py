@@ -21,7 +21,9 @@ class RunOptions:
     run that changes nothing; ``diff``: with it, the changed files' differences. ``distribution``:
     rsync, swarm or auto (None: the Clusterfile's). ``hosts_may_change``: the run may add hosts to
     an existing cluster (join). ``ready_timeout``: seconds to wait for the hosts that join to be
-    Ready in the API (None: the role's default, or the inventory's)."""
+    Ready in the API (None: the role's default, or the inventory's). ``verify``: the rootfs compared
+    by content (rsync --checksum) rather than by size and time: a run repairs, a check reports,
+    every file that differs."""
 
     strict_host_keys: bool = False
     become_password: BecomePassword = field(default=no_become_password, repr=False)
@@ -30,6 +32,7 @@ class RunOptions:
     distribution: str | None = None
     hosts_may_change: bool = False
     ready_timeout: int | None = None
+    verify: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -193,10 +195,50 @@ class PlaybookOptions:
     diff: bool = False
 
 
+def end_playbooks(grace: float = 3.0) -> None:
+    """Every ansible-playbook this process started, with its workers and their ssh, ended: SIGTERM
+    to its process group (ansible-runner starts it in a session of its own), SIGKILL after
+    ``grace`` seconds. After an interrupt, before sealer cleans up on the hosts: a playbook left
+    running would go on starting tasks there."""
+    groups: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()  # state, parent, process group
+        if len(fields) > 2 and int(fields[1]) == os.getpid() and b"ansible-playbook" in cmdline:
+            groups.add(int(fields[2]))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, sig)
+        deadline = time.monotonic() + grace
+        while groups and sig == signal.SIGTERM and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                while os.waitpid(-1, os.WNOHANG)[0]:
+                    pass
+            groups = {g for g in groups if _group_alive(g)}
+            time.sleep(0.05)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 def run_playbook(
-    playbook: str, inventory: Path, run_dir: Path, reporter: Reporter, options: PlaybookOptions = PlaybookOptions()
-) -> PlaybookResult:
-    """Run one of the collection's playbooks; what each host did comes back in the result."""
+    playbook: str | list[dict[str, Any]], inventory: Path, run_dir: Path, reporter: Reporter,
+    options: PlaybookOptions = PlaybookOptions(),
+) -> PlaybookResult:  # fmt: skip
+    """Run one of the collection's playbooks (by its name), or plays given as data; what each
+    host did comes back in the result."""
     import ansible_runner
 
     check, limit = options.check, options.limit
@@ -227,7 +269,7 @@ def run_playbook(
     }
     runner = ansible_runner.run(
         private_data_dir=str(run_dir),
-        playbook=collection_playbook(playbook),
+        playbook=collection_playbook(playbook) if isinstance(playbook, str) else playbook,
         inventory=str(inventory),
         envvars=envvars,
         extravars=options.extravars,
@@ -248,5 +290,6 @@ def run_playbook(
         tail = ""
         for path in out:
             tail = path.read_text(errors="replace").strip().splitlines()[-1:][0] if path.stat().st_size else ""
-        result.failures.append(Failure("ansible", playbook, tail or f"ansible-playbook exited {result.rc}"))
+        what = playbook if isinstance(playbook, str) else "plays"
+        result.failures.append(Failure("ansible", what, tail or f"ansible-playbook exited {result.rc}"))
     return result

@@ -15,6 +15,7 @@ from sealer.cluster.state import clusters_dir
 from sealer.commands._check import print_check
 from sealer.commands._options import reporter_for
 from sealer.commands._output import become_password_source, info, print_json, table
+from sealer.commands.verify import drift_rows, print_paths
 from sealer.errors import UsageError
 from sealer.names import check_name
 from sealer.oci.reference import Reference
@@ -42,6 +43,7 @@ class RunArgs:
     distribution: str | None = None
     output: str = "text"
     ready_timeout: int | None = None
+    verify: bool = False
 
 
 def load_cluster(args: RunArgs) -> Cluster:
@@ -112,7 +114,7 @@ def run(cluster: Cluster, args: RunArgs) -> None:
         raise UsageError("--diff goes with --check")
     output = args.output
     options = RunOptions(args.strict_host_keys, become_password_source(), args.check, args.diff, args.distribution,
-                         ready_timeout=args.ready_timeout)  # fmt: skip
+                         ready_timeout=args.ready_timeout, verify=args.verify)  # fmt: skip
     result = run_cluster(Store.open(), cluster, reporter_for(output), options)
     if args.check:
         print_check(result, output, args.diff)
@@ -134,14 +136,17 @@ def run(cluster: Cluster, args: RunArgs) -> None:
             }
         )
     if output == "json":
+        verified = {"verified": drift_rows(result)} if args.verify else {}
         print_json({"cluster": cluster.name, "image": str(cluster.image), "clusterDir": str(result.cluster_dir),
                     "runDir": str(result.playbook.run_dir), "hosts": rows,
-                    "delivery": result.delivery.to_json()})  # fmt: skip
+                    "delivery": result.delivery.to_json(), **verified})  # fmt: skip
         return
     table(
         ["HOST", "ROLE", "PLATFORM", "HOSTNAME", "OK", "CHANGED"],
         [[str(r[k]) for k in ("address", "role", "platform", "hostname", "ok", "changed")] for r in rows],
     )
+    if args.verify:  # every file the checksums found different, sent again
+        print_paths(drift_rows(result), "repaired:")
     delivery = result.delivery
     info(f"rootfs delivered by {delivery.method} in {delivery.seconds:.1f} s")
     info(f"cluster {cluster.name} is up with {cluster.image}; state in {result.cluster_dir}")

@@ -234,3 +234,21 @@ def test_a_user_whose_sudo_asks_for_a_password_behind_the_bastion(run_store: Sea
         done = subprocess.run(delete, env=env, capture_output=True, text=True, check=False, timeout=600)
         amd.ssh("rm -f /etc/sudoers.d/ops && userdel -r ops", check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_bastion_member_named_by_its_outer_address_is_refused_before_any_change(
+    run_store: Sealer, behind: Topology
+) -> None:
+    """The bastion as master0 by its outer address: the registry's and the API server's address
+    for the inner node, which has no route to it. Refused at detection, naming both."""
+    amd, jump = behind.amd, behind.bastion
+    proc = run_store.run("run", IMAGE, "-m", jump.address, "-n", amd.address, "--pk", amd.key,
+                         "--bastion", f"root@{jump.address}", "--cluster", "outer", check=False)  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    said = f"{amd.address}: cannot reach {jump.address}, the registry host and the API endpoint: "
+    assert said in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not cluster_dir(run_store, "outer").exists()
+    for host in (amd, jump):
+        probe = "test -e /var/lib/sealer/data/outer || test -e /var/lib/sealer/data/.cluster"
+        assert host.ssh(probe, check=False).returncode == 1, host.address

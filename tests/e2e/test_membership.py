@@ -61,7 +61,8 @@ def clean_forced_host(host: SandboxHost) -> None:
     host.ssh(
         f"cd {DATA}/rootfs && PATH=$PWD/bin:$PATH kubeadm reset -f >/dev/null 2>&1;"
         " sh scripts/clean.sh >/dev/null 2>&1;"
-        f" cd / && rm -rf {DATA} && rmdir /var/lib/sealer/data /var/lib/sealer 2>/dev/null;"
+        f" cd / && rm -rf {DATA} /var/lib/sealer/data/.cluster"
+        " && rmdir /var/lib/sealer/data /var/lib/sealer 2>/dev/null;"
         " grep -v -e ' sea.hub$' -e ' apiserver.cluster.local$' /etc/hosts > /tmp/hosts.new && cat /tmp/hosts.new"
         " > /etc/hosts && rm -f /tmp/hosts.new; for d in /etc/containerd/certs.d/*/; do"
         f" grep -qs 'for cluster {CLUSTER};' $d/hosts.toml && rm -f $d/hosts.toml; rmdir $d 2>/dev/null; done;"

@@ -89,6 +89,24 @@ def test_the_playbooks_leave_the_hosts_as_the_sealer_command_does(
         # sealer run -i, then the delete playbook on the cluster it made
         run_store.run("run", IMAGE, "-i", str(inventory), "--cluster", CLUSTER)
         by_command = {h.address: tree(h) for h in hosts}
+        assert master.ssh("cat /var/lib/sealer/data/.cluster").stdout == f"{CLUSTER}\n"
+        # one cluster per host: another cluster's run, join or playbook on a host of this one is
+        # refused before any change, naming the host and this cluster; no state of it is left
+        other = run_store.run("run", IMAGE, "-m", master.address, "-n", node.address, "--pk", sandbox.key,
+                              "--cluster", "other", check=False)  # fmt: skip
+        assert other.returncode == 1, other.stdout + other.stderr
+        assert f"{master.address}: belongs to cluster {CLUSTER} " in other.stderr, other.stderr
+        assert f"{node.address}: belongs to cluster {CLUSTER} " in other.stderr, other.stderr
+        assert not cluster_dir(run_store, "other").exists()
+        for name, extra in (("empty", "sealer_cluster="), ("mangled", "sealer_cluster=front b"),
+                            ("absent", f"sealer_image={IMAGE}")):  # fmt: skip
+            refused = ansible_playbook(run_store, collections, cwd, "-i", str(inventory), "sealer.cluster.run",
+                                       "-e", f"sealer_image={IMAGE}", "-e", extra)  # fmt: skip
+            assert refused.returncode != 0, name
+            assert "sealer_cluster" in refused.stdout and "Traceback" not in refused.stdout + refused.stderr, name
+        for host in hosts:
+            diff = differences(by_command[host.address], tree(host))
+            assert diff == [], f"{host.address}: " + "\n".join(diff[:40])
         gone = ansible_playbook(run_store, collections, cwd, "-i", str(inventory), "sealer.cluster.delete",
                                 "-e", f"sealer_cluster={CLUSTER}")  # fmt: skip
         assert gone.returncode == 0, gone.stdout[-3000:] + gone.stderr
@@ -96,6 +114,7 @@ def test_the_playbooks_leave_the_hosts_as_the_sealer_command_does(
         deleted_by_playbook = {h.address: tree(h) for h in hosts}
         for host in hosts:
             assert host.ssh(f"test -e /var/lib/sealer/data/{CLUSTER}", check=False).returncode == 1
+            assert host.ssh("test -e /var/lib/sealer/data/.cluster", check=False).returncode == 1
 
         # the run playbook, then sealer delete on the cluster it made
         proc = ansible_playbook(run_store, collections, cwd, "-i", str(inventory), "sealer.cluster.run",
@@ -126,13 +145,13 @@ def test_the_run_playbook_fails_in_one_line_on_a_bad_name(
     assert "invalid cluster name '../Bad'" in proc.stdout, proc.stdout[-3000:]
     assert "Traceback" not in proc.stdout + proc.stderr
     missing = ansible_playbook(run_store, collections, tmp_path, "-i", str(inventory), "sealer.cluster.run",
-                               "-e", "sealer_image=no-such-image:v1")  # fmt: skip
+                               "-e", "sealer_image=no-such-image:v1", "-e", "sealer_cluster=my-cluster")  # fmt: skip
     assert missing.returncode != 0
     assert "no-such-image:v1" in missing.stdout, missing.stdout[-3000:]
     assert "Traceback" not in missing.stdout + missing.stderr
     # a check must not write the cluster's state or mount anything: refused, pointing at sealer run --check
     checked = ansible_playbook(run_store, collections, tmp_path, "-i", str(inventory), "sealer.cluster.run",
-                               "-e", f"sealer_image={IMAGE}", "--check")  # fmt: skip
+                               "-e", f"sealer_image={IMAGE}", "-e", "sealer_cluster=my-cluster", "--check")  # fmt: skip
     assert checked.returncode != 0
     assert "sealer run IMAGE -i INVENTORY --check" in checked.stdout, checked.stdout[-3000:]
     for host in sandbox.hosts[:2]:

@@ -158,11 +158,11 @@ def test_duplicate_address_is_refused_before_any_host_is_contacted(run_store: Se
 def test_image_without_the_arm64_platform_is_refused(run_store: Sealer, sandbox: Sandbox) -> None:
     run_store.run("tag", "kubernetes-multi-arch:v1.19.8", "amd64-only:1")
     run_store.run("rmi", "amd64-only:1", "--platform", "linux/arm64")
-    proc = run_cluster(run_store, "refused4", [sandbox.hosts[0]], [sandbox.hosts[1]], image="amd64-only:1", check=False)
+    # hosts of no cluster (0 and 1 may be the small cluster's: another cluster is refused on them first)
+    amd, arm = sandbox.hosts[2], sandbox.hosts[3]
+    proc = run_cluster(run_store, "refused4", [amd], [arm], image="amd64-only:1", check=False)
     assert proc.returncode == 1
-    assert (
-        f"{sandbox.hosts[1].address}: is linux/arm64/v8, and image amd64-only:1 has no manifest for it" in proc.stderr
-    )
+    assert f"{arm.address}: is linux/arm64/v8, and image amd64-only:1 has no manifest for it" in proc.stderr
     untouched(sandbox, "refused4")
 
 
@@ -238,11 +238,11 @@ def test_image_without_a_kubeadm_configuration_is_refused(run_store: Sealer, san
     (tmp_path / "bin" / "tool").write_text("#!/bin/sh\n")
     (tmp_path / "Kubefile").write_text("FROM scratch\nCOPY bin bin\n")
     run_store.run("build", "--platform", "linux/amd64,linux/arm64", "-t", "no-kubeadm:1", str(tmp_path))
-    keys = {h.address: h.ssh("cat /root/.ssh/authorized_keys").stdout for h in sandbox.hosts[:2]}
-    proc = run_cluster(run_store, "refused6", [sandbox.hosts[0]], [sandbox.hosts[1]], image="no-kubeadm:1",
-                       check=False)  # fmt: skip
+    hosts = sandbox.hosts[2:4]  # of no cluster: on the small cluster's hosts another cluster is refused first
+    keys = {h.address: h.ssh("cat /root/.ssh/authorized_keys").stdout for h in hosts}
+    proc = run_cluster(run_store, "refused6", hosts[:1], hosts[1:], image="no-kubeadm:1", check=False)
     assert proc.returncode == 1
     assert proc.stderr.startswith("sealer: error: image no-kubeadm:1 (linux/amd64) has no etc/kubeadm.yml"), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     untouched(sandbox, "refused6")
-    assert {h.address: h.ssh("cat /root/.ssh/authorized_keys").stdout for h in sandbox.hosts[:2]} == keys
+    assert {h.address: h.ssh("cat /root/.ssh/authorized_keys").stdout for h in hosts} == keys

@@ -137,6 +137,39 @@ def test_check_after_a_run_finds_nothing_to_do(run_store: Sealer, hosts: list[Sa
     assert "nothing to change" in text, text
 
 
+def test_verify_finds_by_content_what_a_check_misses_and_run_verify_repairs_it(
+    run_store: Sealer, hosts: list[SandboxHost]
+) -> None:
+    master, node = hosts
+    target = f"/var/lib/sealer/data/{CLUSTER}/rootfs/manifests/dashborad.yaml"
+    original = node.ssh(f"sha256sum {target}").stdout.split()[0]
+    # changed in place: same size, its time put back (rsync's quick check sees nothing)
+    node.ssh(f"touch -r {target} /tmp/verify-ref && printf X | dd of={target} bs=1 count=1 conv=notrunc 2>/dev/null"
+             f" && touch -r /tmp/verify-ref {target} && rm /tmp/verify-ref")  # fmt: skip
+    assert node.ssh(f"sha256sum {target}").stdout.split()[0] != original
+    assert check(run_store, hosts)[node.address]["rootfs"]["files"] == 0  # the default compare stays as fast
+    state = controller_state(cluster_dir(run_store, CLUSTER))
+    before = snapshot(hosts)
+    found = run_store.run("verify", "--cluster", CLUSTER, "--output", "json", check=False)
+    assert found.returncode == 1, found.stdout + found.stderr
+    said = found.stderr.strip().splitlines()[-1]
+    assert said.startswith(f"sealer: error: cluster {CLUSTER}: the rootfs differs from ") and said.endswith(
+        f" on {node.address} (sealer run --verify repairs it)"
+    ), found.stderr
+    rows = {row["address"]: row for row in json.loads(found.stdout)["hosts"]}
+    assert rows[node.address]["paths"] == ["manifests/dashborad.yaml"] and rows[node.address]["differ"] == 1
+    assert rows[master.address]["differ"] == 0 and rows[master.address]["paths"] == []
+    assert_unchanged(before, hosts)  # verify changes nothing
+    assert controller_state(cluster_dir(run_store, CLUSTER)) == state
+    # sealer run --verify repairs it and names the file
+    out = json.loads(run_cluster(run_store, CLUSTER, hosts[:1], hosts[1:], "-u", SUDO_USER, "--verify").stdout)
+    repaired = {row["address"]: row["paths"] for row in out["verified"]}
+    assert repaired == {master.address: [], node.address: ["manifests/dashborad.yaml"]}
+    assert node.ssh(f"sha256sum {target}").stdout.split()[0] == original
+    again = run_store.run("verify", "--cluster", CLUSTER)
+    assert "every host's rootfs is the image's" in again.stderr, again.stderr
+
+
 def test_join_check_reports_the_new_host_and_changes_nothing(
     run_store: Sealer, hosts: list[SandboxHost], sandbox: Sandbox
 ) -> None:

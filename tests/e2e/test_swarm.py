@@ -6,6 +6,7 @@ left behind on the hosts or the controller."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -162,5 +163,53 @@ def test_failed_peer_falls_back_to_rsync(
     for host in h:
         assert tree(host, CLUSTER) == reference[host.arch], host.address
         assert init_runs(host, CLUSTER) == 1, host.address
+        assert swarm_leftovers(host) == "", host.address
+    assert controller_leftovers(run_store) == []
+
+
+def downloading(victim: SandboxHost, proc: subprocess.Popen[str], deadline: float = 600) -> None:
+    """Wait until the host's aria2c runs and has data (the link is slowed: it is mid-download then)."""
+    script = (
+        "for p in /proc/[0-9]*; do"
+        " tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -aq 'lib/aria2/[a]ria2c .*torrent' || continue;"
+        " ls /var/lib/sealer/data/*/swarm/data/* >/dev/null 2>&1 && exit 0; done; exit 1"
+    )
+    end = time.monotonic() + deadline
+    while victim.ssh(script, check=False).returncode != 0:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "aria2c never started downloading"
+        time.sleep(0.5)
+
+
+def test_an_interrupted_swarm_stops_on_the_hosts_and_a_killed_ones_leftovers_go(
+    swarm_run: dict[str, Any], run_store: Sealer, sandbox: Sandbox
+) -> None:
+    h = sandbox.hosts
+    victim = h[3]
+    args = ["run", "kubernetes-multi-arch:v1.19.8", "-m", h[0].address, "-n", ",".join(x.address for x in h[1:]),
+            "--pk", h[0].key, "--cluster", CLUSTER, "--distribution", "swarm"]  # fmt: skip
+    subprocess.run(["tc", "qdisc", "add", "dev", victim.link, "root", "tbf", "rate", "4mbit",
+                    "burst", "32kbit", "latency", "400ms"], check=True)  # fmt: skip
+    try:
+        for signum in (signal.SIGINT, signal.SIGKILL):
+            run_store.run("delete", "--all", "--cluster", CLUSTER, check=False)
+            proc = subprocess.Popen([*SEALER, *args], env=run_store.env(), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)  # fmt: skip
+            downloading(victim, proc)
+            proc.send_signal(signum)
+            _, err = proc.communicate(timeout=300)
+            if signum == signal.SIGINT:
+                # the run stops what it started on every host before it ends
+                assert (proc.returncode, err) == (130, "sealer: interrupted by SIGINT\n")
+                for host in h:
+                    assert swarm_leftovers(host) == "", host.address
+                assert controller_leftovers(run_store) == []
+        # a killed run cleans nothing: the re-run (rsync, every host had a delivery) removes it
+        assert swarm_leftovers(victim) != ""
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", victim.link, "root"], check=False, capture_output=True)
+    again = json.loads(run_cluster(run_store, CLUSTER, [h[0]], h[1:], "--distribution", "swarm").stdout)
+    assert again["delivery"]["method"] == "rsync"
+    for host in h:
         assert swarm_leftovers(host) == "", host.address
     assert controller_leftovers(run_store) == []

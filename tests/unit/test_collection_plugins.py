@@ -4,6 +4,7 @@ from a real rsync's output and from reports as the roles' scripts print them."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,9 +45,10 @@ SYNC = plugin("sync")
 HOST_REPORT = plugin("host_report")
 
 
-def local_rsync(src: Path, dest: Path, dry_run: bool) -> subprocess.CompletedProcess[str]:
+def local_rsync(src: Path, dest: Path, dry_run: bool, checksum: bool = False) -> subprocess.CompletedProcess[str]:
     """The plugin's own command line, to a local directory instead of a host."""
-    command = SYNC.rsync_command({"src": f"{src}/", "dest": f"{dest}/", "target": "x", "rsh": "ssh"}, dry_run)
+    args = {"src": f"{src}/", "dest": f"{dest}/", "target": "x", "rsh": "ssh", "checksum": checksum}
+    command = SYNC.rsync_command(args, dry_run)
     command = [c for c in command if not c.startswith("--rsh=")]
     command[-1] = f"{dest}/"
     return subprocess.run(command, capture_output=True, text=True, check=True)
@@ -81,6 +83,26 @@ def test_a_run_sends_and_a_second_one_finds_nothing(trees: tuple[Path, Path]) ->
     assert first["files"] == 2 and first["items"] > 2 and first["stopped"] == ["4242"]
     again = SYNC.parse(local_rsync(src, dest, dry_run=False).stdout, "")
     assert (again["items"], again["files"], again["bytes"], again["deleted"], again["paths"]) == (0, 0, 0, 0, [])
+
+
+def test_a_file_changed_in_place_is_found_and_repaired_by_content_alone(trees: tuple[Path, Path]) -> None:
+    # sealer verify (a check with checksums) and sealer run --verify: a file of the same size with
+    # its time put back is what rsync's quick check (size and time) never sees
+    src, dest = trees
+    local_rsync(src, dest, dry_run=False)
+    helm = dest / "bin" / "helm"
+    before = helm.stat()
+    helm.write_bytes(b"\x7fELF" + b"\x01" * 5000)  # same size
+    os.utime(helm, ns=(before.st_atime_ns, before.st_mtime_ns))
+    quick = SYNC.parse(local_rsync(src, dest, dry_run=True).stdout, "")
+    assert quick["files"] == 0  # the default re-run's compare: as fast as before, and blind to it
+    found = SYNC.parse(local_rsync(src, dest, dry_run=True, checksum=True).stdout, "")
+    assert (found["files"], found["paths"]) == (1, ["bin/helm"])
+    assert helm.read_bytes() != (src / "bin" / "helm").read_bytes()  # a check changes nothing
+    repaired = SYNC.parse(local_rsync(src, dest, dry_run=False, checksum=True).stdout, "")
+    assert repaired["paths"] == ["bin/helm"]
+    assert helm.read_bytes() == (src / "bin" / "helm").read_bytes()
+    assert "--checksum" not in SYNC.rsync_command({"src": "a", "dest": "b", "target": "x", "rsh": "ssh"}, False)
 
 
 def test_the_report_names_the_first_paths_sent_and_says_when_there_were_more() -> None:

@@ -69,10 +69,11 @@ def test_the_reset_role_asserts_the_data_directory_before_it_removes_anything() 
     assert asserts and removals and asserts[0] < min(removals)
 
 
-def reset_role(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    """The reset role on a host that cannot be reached (192.0.2.1, TEST-NET): its asserts run on
-    the controller; the first task that needs the host fails, so nothing can be removed anywhere."""
-    (tmp_path / "play.yml").write_text("- hosts: all\n  gather_facts: false\n  roles: [sealer.cluster.sealer_reset]\n")
+def reset_role(tmp_path: Path, role: str = "sealer_reset", **extra: str) -> subprocess.CompletedProcess[str]:
+    """The reset role (or ``role``) on a host that cannot be reached (192.0.2.1, TEST-NET): its
+    asserts run on the controller; the first task that needs the host fails, so nothing can be
+    removed anywhere."""
+    (tmp_path / "play.yml").write_text(f"- hosts: all\n  gather_facts: false\n  roles: [sealer.cluster.{role}]\n")
     (tmp_path / "hosts.yaml").write_text(
         "all:\n  hosts:\n    192.0.2.1:\n      ansible_ssh_common_args: -o ConnectTimeout=1\n"
     )
@@ -104,3 +105,27 @@ def test_the_reset_role_refuses_a_data_directory_outside_before_anything(tmp_pat
 def test_the_reset_role_goes_on_with_the_clusters_own_directory(tmp_path: Path) -> None:
     proc = reset_role(tmp_path, sealer_data_root="/srv/sealer")
     assert "must be an absolute" not in proc.stdout and "UNREACHABLE" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"sealer_rootfs_dest": "/etc"},
+        {"sealer_rootfs_dir": "/var/lib/sealer/data/c1/../../../../etc"},
+        {"sealer_data_dir": "/root"},
+        {"sealer_data_root": "/etc"},
+        {"sealer_rootfs_dest": "/var/lib/sealer/data/c10/rootfs"},
+        {"sealer_rootfs_swarm_dir": "/home"},
+    ],
+)
+def test_the_rootfs_role_refuses_a_destination_outside_before_any_sync(tmp_path: Path, extra: dict[str, str]) -> None:
+    # an -e outranks the role's vars/ and sealer's check of the inventory: the role asserts itself
+    proc = reset_role(tmp_path, "sealer_rootfs", sealer_rootfs_source="/nonexistent", **extra)
+    assert proc.returncode != 0
+    assert "must be an absolute, normalized path inside" in proc.stdout, proc.stdout
+    assert "Send this host the rootfs" not in proc.stdout
+
+
+def test_the_rootfs_role_goes_on_with_the_clusters_own_directory(tmp_path: Path) -> None:
+    proc = reset_role(tmp_path, "sealer_rootfs", sealer_rootfs_source="/nonexistent", sealer_data_root="/srv/sealer")
+    assert "must be an absolute" not in proc.stdout and "Send this host the rootfs" in proc.stdout, proc.stdout
