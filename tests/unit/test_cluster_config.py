@@ -148,6 +148,8 @@ def test_inventory_matches_golden_file(tmp_path: Path) -> None:
     groups = inv["all"]["children"]
     assert set(groups["linux_arm64"]["hosts"]) == {"10.0.0.2", "10.0.0.3"}
     assert set(groups["linux_amd64"]["hosts"]) == {"10.0.0.1"}
+    # every master serves a replica of the registry, master0 first
+    assert list(groups["registry"]["hosts"]) == ["10.0.0.1", "10.0.0.2"]
     assert "passw" not in text
 
 
