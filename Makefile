@@ -37,7 +37,7 @@ unit: python-deps
 	$(BIN)/pytest -q tests/unit
 
 test: deps lint docs
-	$(BIN)/pytest -q -ra tests
+	$(BIN)/pytest -q -ra --durations=25 tests
 
 demo: deps
 	@bash scripts/demo.sh

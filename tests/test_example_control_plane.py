@@ -1,7 +1,7 @@
 """The example base's stand-ins on this machine, on loopback: Debian's etcd (amd64, from the
 prepared examples), the stand-in API server on it, a kubelet registering this machine, and the
 stand-in kubectl's command lines and output shapes against them. (The e2e test
-tests/e2e/test_control_plane.py makes the same control plane with kubeadm on sandbox hosts.)"""
+tests/e2e/test_membership.py makes the same control plane with kubeadm on sandbox hosts.)"""
 
 from __future__ import annotations
 

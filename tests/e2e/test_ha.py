@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from tests.e2e.conftest import Sandbox, SandboxHost, run_cluster, sandbox_cli
-from tests.e2e.test_control_plane import is_ready, nodes, poll
+from tests.e2e.control_plane import is_ready, nodes, poll
 from tests.e2e.test_runtime import CERTS, listed_images, pull_and_read
 from tests.helpers import Sealer
 

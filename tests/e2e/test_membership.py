@@ -1,7 +1,9 @@
-"""Membership that keeps the cluster healthy, against the example base's control plane: run and
-join wait for Ready nodes and give every master an etcd member; ps reads the API; delete drains,
-keeps etcd's quorum, removes an unreachable master with --force, and master0 hands its duties
-(the registry, the API server the nodes reach) to a master that stays."""
+"""The example base's control plane and the membership that keeps it healthy, on one cluster (the
+sandbox boots once and a multi-master cluster is the costly part): run and join wait for Ready
+nodes and give every master a stacked etcd member; every kubelet registers its Node with its true
+architecture; ps reads the API; delete drains, keeps etcd's quorum, removes an unreachable master
+with --force, master0 hands its duties (the registry, the API server the nodes reach) to a master
+that stays, and delete --all leaves every host as it was."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from tests.e2e.conftest import Sandbox, SandboxHost, cluster_dir, run_cluster, sandbox_cli, standin_log
-from tests.e2e.test_control_plane import ETCDCTL, MADE, NODE_KUBECTL, is_ready, nodes, poll
+from tests.e2e.conftest import Sandbox, SandboxHost, cluster_dir, host_state, run_cluster, sandbox_cli, standin_log
+from tests.e2e.control_plane import ETCDCTL, MADE, NODE_KUBECTL, internal_ip, is_ready, nodes, poll
 from tests.helpers import Sealer
 
 CLUSTER = "member"
@@ -47,7 +49,7 @@ def timed(what: str, started: float) -> float:
     return now
 
 
-# what a run puts on a host, outside the cluster's data directory (test_control_plane.MADE and the
+# what a run puts on a host, outside the cluster's data directory (control_plane.MADE and the
 # image's containerd, sealer's hosts.toml directories)
 LEFT = (*MADE, "/etc/containerd", "/var/lib/containerd", "/usr/local/bin/containerd", "/var/lib/sealer")
 
@@ -58,6 +60,9 @@ def clean_forced_host(host: SandboxHost) -> None:
     that the sandbox serves the next tests as it was."""
     host.ssh(
         f"cd {DATA}/rootfs && PATH=$PWD/bin:$PATH kubeadm reset -f >/dev/null 2>&1;"
+        # every master serves a replica of the registry (docs/ha.md): its unit goes too
+        f" systemctl disable --now sealer-registry-{CLUSTER}.service >/dev/null 2>&1;"
+        f" rm -f /etc/systemd/system/sealer-registry-{CLUSTER}.service && systemctl daemon-reload;"
         " sh scripts/clean.sh >/dev/null 2>&1;"
         f" cd / && rm -rf {DATA} && rmdir /var/lib/sealer/data /var/lib/sealer 2>/dev/null;"
         " grep -v -e ' sea.hub$' -e ' apiserver.cluster.local$' /etc/hosts > /tmp/hosts.new && cat /tmp/hosts.new"
@@ -72,6 +77,7 @@ def clean_forced_host(host: SandboxHost) -> None:
 
 def test_membership_keeps_etcd_and_the_api_healthy(run_store: Sealer, sandbox: Sandbox) -> None:
     m1, m2, m3, n4, n5 = sandbox.hosts  # amd64, arm64, amd64; arm64, arm64
+    before = {h.address: host_state(h) for h in sandbox.hosts}
     begun = started = time.monotonic()
     stopped = False
     try:
@@ -81,19 +87,38 @@ def test_membership_keeps_etcd_and_the_api_healthy(run_store: Sealer, sandbox: S
         # two masters join the one-master cluster: each a new etcd member; join waits until they are Ready
         run_store.run("join", "-m", f"{m2.address},{m3.address}", "--cluster", CLUSTER)
         started = timed("join of two masters", started)
-        assert sorted(m["name"] for m in members(m3)) == sorted(h.name for h in (m1, m2, m3))
+        # stacked etcd: one member per master, each added through an existing one, all healthy
+        assert sorted((m["name"], m["peerURLs"]) for m in members(m3)) == sorted(
+            (h.name, [f"https://{h.address}:2380"]) for h in (m1, m2, m3)
+        )
         listed = nodes(m1, "kubectl")
         assert is_ready(listed[m2.name]) and is_ready(listed[m3.name])  # no poll: join returned once they were
         assert healthy(m1) == 3
+        for master in (m2, m3):
+            joins = [c for _t, c in standin_log(master, CLUSTER) if c.startswith("kubeadm") and " join " in c]
+            assert len(joins) == 1 and "--control-plane --certificate-key ***" in joins[0], joins  # no secret logged
 
-        # a node's own credentials list 5 Ready nodes, with their true architectures and versions
+        # a node's own credentials list 5 Ready nodes, with their true architectures, versions,
+        # addresses, labels and the masters' taint
         listed = nodes(n4, NODE_KUBECTL)
         assert set(listed) == {h.name for h in sandbox.hosts}
         for host in sandbox.hosts:
             node = listed[host.name]
             assert is_ready(node), host.name
             assert node["status"]["nodeInfo"]["architecture"] == host.arch
+            assert node["metadata"]["labels"]["kubernetes.io/arch"] == host.arch
+            assert node["metadata"]["labels"]["kubernetes.io/hostname"] == host.name
             assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.19.8"
+            assert internal_ip(node) == host.address
+            is_master = host in (m1, m2, m3)
+            assert ("node-role.kubernetes.io/master" in node["metadata"]["labels"]) == is_master
+            taints = [t["key"] for t in node["spec"].get("taints", [])]
+            assert taints == (["node-role.kubernetes.io/master"] if is_master else [])
+        # the image's command applied its manifest through the API: the objects are in etcd
+        assert "kubernetes-dashboard" in m3.ssh("kubectl get deployments -A").stdout
+        assert m1.ssh(f"{ETCDCTL} get /registry/deployments/kubernetes-dashboard/kubernetes-dashboard"
+                      " --keys-only").stdout.strip()  # fmt: skip
+        assert json.loads(m2.ssh("kubectl version -o json").stdout)["serverVersion"]["gitVersion"] == "v1.19.8"
 
         # sealer ps reads the API: role, platform, Ready, version, scheduling per host
         rows = ps(run_store)
@@ -108,7 +133,10 @@ def test_membership_keeps_etcd_and_the_api_healthy(run_store: Sealer, sandbox: S
         n5.ssh("systemctl stop kubelet.service")
         _, took = poll(f"ps showing {n5.name} NotReady", lambda: ps(run_store)[n5.address]["ready"] is False, 60)
         print(f"ps showed {n5.name} NotReady {took:.0f} s after its kubelet stopped")
+        table = m1.ssh("kubectl get nodes").stdout
+        assert any(line.split()[:2] == [n5.name, "NotReady"] for line in table.splitlines()), table
         n5.ssh("systemctl start kubelet.service")
+        poll(f"{n5.name} Ready again", lambda: is_ready(nodes(m1, "kubectl")[n5.name]), 60)
         started = time.monotonic()
 
         # the third master's host goes down: deleting the second would leave 1 healthy of 2 members
@@ -155,6 +183,18 @@ def test_membership_keeps_etcd_and_the_api_healthy(run_store: Sealer, sandbox: S
         assert drains == [f"{h.name} --ignore-daemonsets --delete-local-data --timeout=300s" for h in (m1, n5)]
         assert set(nodes(m2, "kubectl")) == {m2.name, n4.name}
         assert set(ps(run_store)) == {m2.address, n4.address}
+        assert host_state(m1) == before[m1.address] and host_state(n5) == before[n5.address]
+
+        started = time.monotonic()
+        run_store.run("delete", "--all", "--cluster", CLUSTER)
+        timed("delete --all", started)
+        assert not cluster_dir(run_store, CLUSTER).exists()
+        for host in (m2, n4):
+            units = host.ssh("systemctl is-active etcd.service kube-apiserver.service kubelet.service", check=False)
+            assert "active\n" not in units.stdout.replace("inactive", ""), (host.address, units.stdout)
+            left = host.ssh(f"ls -d {' '.join(MADE)} 2>/dev/null", check=False).stdout
+            assert not left, (host.address, left)
+            assert host_state(host) == before[host.address], f"{host.address} is not as it was before the run"
     finally:
         if stopped:
             sandbox_cli("start", sandbox.name, m3.address)
