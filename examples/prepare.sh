@@ -3,6 +3,8 @@
 #   kubernetes-base/{amd64,arm64}/bin/registry  Debian's docker-registry, unpacked from its packages
 #   kubernetes-base/{amd64,arm64}/cri/          Debian's containerd, containerd-shim-runc-v2, ctr and runc
 #   multi-arch/{amd64,arm64}/helm               the helm stand-in (standins/helm.c), static ELF per arch
+#   kubernetes-base/{amd64,arm64}/bin/haproxy   Debian's haproxy (and lib/haproxy/: the libraries a minimal
+#                                               Debian 12 lacks), the API server's load balancer on the nodes
 #   kubernetes-base/{amd64,arm64}/bin/aria2c    Debian's aria2 (and lib/aria2/: the libraries a minimal
 #                                               Debian 12 lacks), what sealer's swarm delivery runs on hosts
 # Needs root and Debian: it installs gcc-aarch64-linux-gnu when missing and downloads Debian 12's
@@ -119,6 +121,35 @@ WRAPPER
     rm -rf "$tmp"
 }
 
+# Debian's haproxy for one architecture: the nodes' load balancer in front of the masters' API
+# servers (roles/sealer_kubernetes/tasks/balance.yml). A minimal Debian 12 has its libc, OpenSSL,
+# PCRE2 and libsystemd; Lua and the OpenTracing wrapper it links come beside it in lib/haproxy/,
+# and bin/haproxy is a wrapper that points the loader there.
+HAPROXY_DEBS=(haproxy liblua5.3-0 libopentracing-c-wrapper0 libopentracing1)
+fetch_haproxy() {
+    local arch=$1 base="$here/kubernetes-base/$1"
+    [ -x "$base/bin/haproxy" ] && [ -x "$base/lib/haproxy/haproxy" ] && return 0
+    local pkg
+    for pkg in "${HAPROXY_DEBS[@]}"; do fetch_deb "$pkg" "$arch"; done
+    local tmp; tmp=$(mktemp -d)
+    for pkg in "${HAPROXY_DEBS[@]}"; do dpkg-deb -x "$cache/debs/${pkg}_"*"_$arch.deb" "$tmp"; done
+    local lib="$base/lib/haproxy"
+    rm -rf "$lib" && mkdir -p "$lib" "$base/bin"
+    install -m 0755 "$tmp/usr/sbin/haproxy" "$lib/haproxy"
+    local so
+    for so in liblua5.3.so.0 libopentracing-c-wrapper.so.0 libopentracing.so.1; do
+        cp -L "$tmp/usr/lib/"*-linux-gnu/"$so" "$lib/$so"
+    done
+    cat > "$base/bin/haproxy.tmp" <<'WRAPPER'
+#!/bin/sh
+# Debian's haproxy with the libraries it brings (../lib/haproxy), wherever this tree is
+here=$(dirname "$(readlink -f "$0")")/../lib/haproxy
+LD_LIBRARY_PATH=$here${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec "$here/haproxy" "$@"
+WRAPPER
+    chmod 0755 "$base/bin/haproxy.tmp" && mv "$base/bin/haproxy.tmp" "$base/bin/haproxy"
+    rm -rf "$tmp"
+}
+
 # containerd (its daemon, the runc v2 shim and ctr) and runc: what scripts/init.sh installs
 fetch_runtime() {
     unpack_bins containerd "$1" "$here/kubernetes-base/$1/cri" \
@@ -163,3 +194,5 @@ fetch_etcd amd64
 fetch_etcd arm64
 fetch_standin_libs amd64
 fetch_standin_libs arm64
+fetch_haproxy amd64
+fetch_haproxy arm64

@@ -98,7 +98,7 @@ def host_check(host: str, platform: str, reports: Reports, topology: Topology, c
         row.script = "pending" if rootfs.flag("would_initialise") else "done"
         own = topology.customized.get(host, frozenset())
         row.configs = [p for p in rootfs.strings("paths") if p in own]
-    if host == topology.registry_host:
+    if host == topology.registry_host or reports.get(host, "registry-state") is not None:  # each replica
         sync = reports.get(host, "registry")
         if sync is not None:
             row.registry_files, row.registry_bytes = sync.number("files"), sync.number("bytes")

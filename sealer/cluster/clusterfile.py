@@ -126,6 +126,12 @@ class Cluster:
     def registry_host(self) -> str:
         return self.registry or self.masters[0].address
 
+    @property
+    def registry_hosts(self) -> list[str]:
+        """The hosts that serve the registry, the registry host first: the one the Clusterfile
+        names, else every master (each a replica of the same tree; docs/ha.md)."""
+        return [self.registry] if self.registry else [h.address for h in self.masters]
+
 
 def parse_address(text: str, where: str) -> str:
     try:

@@ -79,7 +79,7 @@ def build_inventory(
     for role in ("master", "node"):
         members = [h.address for h in cluster.hosts if h.role == role]
         children[role] = {"hosts": dict.fromkeys(members, None)} if members else {"hosts": {}}
-    children["registry"] = {"hosts": {cluster.registry_host: None}}
+    children["registry"] = {"hosts": dict.fromkeys(cluster.registry_hosts)}
     for platform, members in sorted(platform_groups(facts).items()):
         ordered = [h.address for h in cluster.hosts if h.address in members]
         children[platform.group_name] = {

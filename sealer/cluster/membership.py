@@ -70,6 +70,7 @@ def delete_hosts(store: Store, request: DeleteRequest, reporter: Reporter) -> li
         view = survey(cdir, cluster, everyone, reporter, extravars, prefer=staying)
         removal = plan_removal(cluster, targets, view, hostnames, request.force)
         master0 = cluster.masters[0].address
+        masters = [h.address for h in cluster.masters]
         for step in removal.steps:
             step_vars = {**extravars, **removal.extravars(step, request.drain)}
             reports = play_delete(cdir, list(step.hosts), reporter, step_vars)
@@ -79,7 +80,7 @@ def delete_hosts(store: Store, request: DeleteRequest, reporter: Reporter) -> li
             if master0 in step.hosts and cluster.registry in targets:
                 cluster.registry = None  # the registry follows master0's duties
             forget_hosts(cdir, cluster, list(step.hosts))
-        if master0 in targets:
+        if any(a in targets for a in masters):  # the nodes' load balancers, hosts.toml and registry follow
             hand_over(cdir, cluster, reporter, extravars)
     return targets
 
@@ -96,19 +97,20 @@ def play_delete(cdir: Path, hosts: list[str], reporter: Reporter, extravars: dic
 
 
 def hand_over(cdir: Path, cluster: Cluster, reporter: Reporter, extravars: dict[str, Any]) -> None:
-    """master0 left: the first master that stays is master0 now (the saved Clusterfile lists it
-    first), and serves the registry unless the Clusterfile names another host for it. The
-    inventory says so, the registry's certificate names its new address, and the handover
-    playbook moves the registry there and points every host at it."""
+    """A master left: when it was master0, the first master that stays is master0 now (the saved
+    Clusterfile lists it first) and the registry host unless the Clusterfile names another host
+    for it. The inventory says which masters serve the registry, the registry's certificate names
+    their addresses, and the handover playbook serves it there, points every host's hosts.toml at
+    them and every node's load balancer at the masters that stay."""
     inventory = load_inventory((cdir / "inventory.yaml").read_text())
     shared = inventory["all"]["vars"]
     shared["sealer_registry_host"] = cluster.registry_host
-    inventory["all"]["children"]["registry"] = {"hosts": {cluster.registry_host: None}}
+    inventory["all"]["children"]["registry"] = {"hosts": dict.fromkeys(cluster.registry_hosts)}
     if shared.get("sealer_registry_tls_cert"):
-        ensure_registry_tls(cdir / "tls", cluster.name, str(shared["sealer_registry_domain"]), cluster.registry_host)
+        ensure_registry_tls(cdir / "tls", cluster.name, str(shared["sealer_registry_domain"]), cluster.registry_hosts)
     atomic_write(cdir / "inventory.yaml", dump_inventory(inventory).encode(), mode=0o600)
     run_dir = cdir / "runs" / run_stamp("-handover")
-    with reporter.task(f"handing master0's duties to {cluster.masters[0].address}"):
+    with reporter.task(f"pointing the hosts at the masters that stay ({cluster.masters[0].address} is master0)"):
         options = PlaybookOptions(extravars=extravars)
         result = run_playbook("handover", cdir / "inventory.yaml", run_dir, reporter, options)
     if result.failures:

@@ -180,7 +180,7 @@ def prepare(store: Store, image: Image, cluster: Cluster, facts: dict[str, HostF
     domain = str(settings.get("domain") or shared_defaults()["sealer_registry_domain"])
     tls_vars = {"sealer_registry_ca": "", "sealer_registry_tls_cert": "", "sealer_registry_tls_key": ""}
     if cluster.registry_tls or settings.get("tls") is True:
-        tls = ensure_registry_tls(cdir / "tls", cluster.name, domain, cluster.registry_host)
+        tls = ensure_registry_tls(cdir / "tls", cluster.name, domain, cluster.registry_hosts)
         tls_vars = {
             "sealer_registry_ca": str(tls.ca_cert),
             "sealer_registry_tls_cert": str(tls.cert),

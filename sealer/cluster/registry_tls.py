@@ -1,6 +1,6 @@
 """TLS for a cluster's registry: a CA of the cluster's own, made once and kept (key 0600) with the
-cluster's state, and a server certificate for the registry domain and the registry host's
-address, renewed when either changes or it nears its end. The hosts get the CA's certificate
+cluster's state, and a server certificate for the registry domain and the addresses of the
+hosts that serve it, renewed when they change or it nears its end. The hosts get the CA's certificate
 only."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class RegistryTLS:
     key: Path
 
 
-def ensure_registry_tls(directory: Path, cluster: str, domain: str, address: str) -> RegistryTLS:
+def ensure_registry_tls(directory: Path, cluster: str, domain: str, addresses: list[str]) -> RegistryTLS:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     ca_cert_path, ca_key_path = directory / "ca.crt", directory / "ca.key"
     if not ca_cert_path.exists() or not ca_key_path.exists():
@@ -37,7 +37,7 @@ def ensure_registry_tls(directory: Path, cluster: str, domain: str, address: str
     ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
     ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
     cert_path, key_path = directory / "registry.crt", directory / "registry.key"
-    names = _names(domain, address)
+    names = _names(domain, addresses)
     if not _still_good(cert_path, key_path, ca_cert, names):
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
@@ -59,9 +59,9 @@ def ensure_registry_tls(directory: Path, cluster: str, domain: str, address: str
     return RegistryTLS(ca_cert_path, cert_path, key_path)
 
 
-def _names(domain: str, address: str) -> list[x509.GeneralName]:
+def _names(domain: str, addresses: list[str]) -> list[x509.GeneralName]:
     names: list[x509.GeneralName] = [x509.DNSName(domain)]
-    for ip in dict.fromkeys([address, "127.0.0.1"]):
+    for ip in dict.fromkeys([*addresses, "127.0.0.1"]):
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(ip)))
         except ValueError:

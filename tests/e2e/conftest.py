@@ -49,15 +49,18 @@ class SandboxHost:
     def as_user(self, user: str) -> SandboxHost:
         return dataclasses.replace(self, user=user)
 
+    def ssh_argv(self, command: str) -> list[str]:
+        """The OpenSSH command line that runs ``command`` as root on the host."""
+        remote = command if self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
+        return ["ssh", "-i", self.key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"{self.user}@{self.address}", remote]  # fmt: skip
+
     def ssh(self, command: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run a command as root on the host with plain OpenSSH (through sudo unless the login is
         root): the tests' independent look at it."""
-        remote = command if self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
         proc = subprocess.run(
-            ["ssh", "-i", self.key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-             "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"{self.user}@{self.address}", remote],
-            capture_output=True, text=True, check=False, timeout=120, input=input,
-        )  # fmt: skip
+            self.ssh_argv(command), capture_output=True, text=True, check=False, timeout=120, input=input
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"{self.address}: {command}: {proc.returncode} {proc.stderr}")
         return proc

@@ -60,6 +60,9 @@ def clean_forced_host(host: SandboxHost) -> None:
     that the sandbox serves the next tests as it was."""
     host.ssh(
         f"cd {DATA}/rootfs && PATH=$PWD/bin:$PATH kubeadm reset -f >/dev/null 2>&1;"
+        # every master serves a replica of the registry (docs/ha.md): its unit goes too
+        f" systemctl disable --now sealer-registry-{CLUSTER}.service >/dev/null 2>&1;"
+        f" rm -f /etc/systemd/system/sealer-registry-{CLUSTER}.service && systemctl daemon-reload;"
         " sh scripts/clean.sh >/dev/null 2>&1;"
         f" cd / && rm -rf {DATA} /var/lib/sealer/data/.cluster"
         " && rmdir /var/lib/sealer/data /var/lib/sealer 2>/dev/null;"

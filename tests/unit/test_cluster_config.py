@@ -61,6 +61,9 @@ def test_clusterfile_parses_hosts_roles_ssh_env_cmd(tmp_path: Path) -> None:
     assert cluster.env == {"REGION": "north"}
     assert cluster.cmd == ["kubectl apply -f manifests/dashborad.yaml"]
     assert cluster.registry_host == "10.0.0.1"
+    assert cluster.registry_hosts == ["10.0.0.1", "10.0.0.2"]  # every master serves a replica
+    cluster.registry = "10.0.0.3"  # a registry host the Clusterfile names is the only one
+    assert (cluster.registry_host, cluster.registry_hosts) == ("10.0.0.3", ["10.0.0.3"])
     again = parse_clusterfile(write(tmp_path, to_clusterfile(cluster)))
     assert [(h.address, h.role) for h in again.hosts] == [(h.address, h.role) for h in cluster.hosts]
 
@@ -148,6 +151,8 @@ def test_inventory_matches_golden_file(tmp_path: Path) -> None:
     groups = inv["all"]["children"]
     assert set(groups["linux_arm64"]["hosts"]) == {"10.0.0.2", "10.0.0.3"}
     assert set(groups["linux_amd64"]["hosts"]) == {"10.0.0.1"}
+    # every master serves a replica of the registry, master0 first
+    assert list(groups["registry"]["hosts"]) == ["10.0.0.1", "10.0.0.2"]
     assert "passw" not in text
 
 

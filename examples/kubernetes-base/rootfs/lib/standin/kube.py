@@ -35,7 +35,6 @@ KUBELET_CONF = f"{K8S}/kubelet.conf"
 KUBELET_DIR = "/var/lib/kubelet"
 # the API servers a node's clients fall back to when the configured one does not answer (what
 # sealer's VIP does on a real cluster): the masters' addresses, kept by the kubelet
-APISERVERS_FILE = f"{KUBELET_DIR}/apiservers"
 ETCD_DATA = "/var/lib/etcd"
 UNIT_DIR = "/etc/systemd/system"
 # every unit, link and file the stand-ins install carries this mark; reset removes only those
@@ -327,15 +326,14 @@ class ApiError(Exception):
 
 
 class Client:
-    """An API server client: the kubeconfig's server first, then the other masters a kubelet
-    recorded (a stand-in for the VIP sealer puts in front of the masters)."""
+    """An API server client: the kubeconfig's server, at the address its name resolves to (a node
+    reaches the masters through sealer's load balancer there, as a real client does)."""
 
     def __init__(self, server: str, ctx: ssl.SSLContext, token: str = "", timeout: float = 15) -> None:
         url = urllib.parse.urlsplit(server)
         self.name, self.port = url.hostname or "", url.port or 443
         self.ctx, self.token, self.timeout = ctx, token, timeout
-        self.addresses: list[str] | None = None  # set: only these, not the name's nor the recorded ones
-        self.answered = ""  # the address that answered last: a long-running client tries it first
+        self.addresses: list[str] | None = None  # set: only these, not the name's
 
     @classmethod
     def from_kubeconfig(cls, path: str, timeout: float = 15) -> Client:
@@ -346,15 +344,9 @@ class Client:
         if self.addresses is not None:
             return self.addresses
         try:
-            first = [socket.gethostbyname(self.name)]
+            return [socket.gethostbyname(self.name)]
         except OSError:
-            first = []
-        try:
-            more = read(APISERVERS_FILE).split()
-        except OSError:
-            more = []
-        found = list(dict.fromkeys(first + more)) or [self.name]
-        return [self.answered, *(a for a in found if a != self.answered)] if self.answered in found else found
+            return [self.name]
 
     def request(self, method: str, path: str, body: object = None, content_type: str = "application/json") -> dict:
         data = json.dumps(body).encode() if body is not None else None
@@ -392,7 +384,6 @@ class Client:
                 continue
             if resp.status >= 400:
                 raise ApiError(resp.status, out if isinstance(out, dict) else {"message": str(out)})
-            self.answered = address
             return out
         if isinstance(last, ApiError):
             raise last
