@@ -90,6 +90,18 @@ def permit_root_login(hosts: list[SandboxHost], permitted: bool) -> None:
         host.ssh(f"{change} && systemctl reload ssh")
 
 
+# Debian's daily jobs: apt's fires at a random time within hours of boot and writes under
+# /var/lib/apt while its processes run, which the tests' before/after looks at a host would see
+TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "logrotate.timer", "man-db.timer",
+          "e2scrub_all.timer", "fstrim.timer")  # fmt: skip
+
+
+def quiet_timers(hosts: list[SandboxHost]) -> None:
+    """The hosts' periodic jobs stopped and masked for the test run (the sandbox is torn down after)."""
+    for host in hosts:
+        host.ssh(f"systemctl mask --now {' '.join(TIMERS)} >/dev/null 2>&1; true")
+
+
 @contextlib.contextmanager
 def root_login_refused(hosts: list[SandboxHost]) -> Iterator[None]:
     permit_root_login(hosts, False)
@@ -111,6 +123,7 @@ def sandbox() -> Iterator[Sandbox]:
         mine = [r for r in rows if r["sandbox"] == name]
         hosts = [SandboxHost(r["name"], r["address"], r["platform"], r["key"], r["netns"], r["link"]) for r in mine]
         permit_root_login(hosts, True)
+        quiet_timers(hosts)
         yield Sandbox(name, hosts, mine[0]["passwordFile"])
     finally:
         down = sandbox_cli("down", name)

@@ -42,6 +42,8 @@ def test_a_failed_join_says_what_kubeadm_said_and_keeps_the_token_out_of_every_l
     finally:
         node.ssh(f"rm -f {STALE}", check=False)
         run_store.run("delete", "--all", "--cluster", CLUSTER, check=False)
+        # the directory the test made (kubeadm reset leaves a directory it did not make)
+        node.ssh("rmdir /etc/kubernetes 2>/dev/null; true", check=False)
 
 
 def test_the_token_pattern_matches_what_kubeadm_prints() -> None:
